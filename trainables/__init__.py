@@ -1,0 +1,36 @@
+"""rlsweep's RL algorithms, each a `ray.tune.Trainable`."""
+
+from pathlib import Path
+
+from trainables.algorithm import Algorithm, AlgorithmConfig
+from trainables.checkpoint import CheckpointError, read_checkpoint
+from trainables.config import ConfigError
+from trainables.ppo import PPO, PPOConfig
+from trainables.rollout_worker import SamplingPolicy
+
+ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO}
+"""Algorithm names as experiment files and the CLI spell them."""
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    """The trainable class for `name` (case-insensitive), or a ConfigError listing the choices."""
+    for known, trainable in ALGORITHMS.items():
+        if known.lower() == name.lower():
+            return trainable
+    raise ConfigError(f"unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)}")
+
+
+def load_policy(checkpoint: str | Path, device: str = "cpu") -> SamplingPolicy:
+    """The trained policy in any rlsweep checkpoint, ready for `compute_single_action`."""
+    algorithm = read_checkpoint(checkpoint)["algorithm"]
+    if algorithm not in ALGORITHMS:
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint)!r} holds unknown algorithm {algorithm!r}"
+        )
+    return ALGORITHMS[algorithm].load_policy(checkpoint, device)
+
+
+__all__ = [
+    "ALGORITHMS", "PPO", "Algorithm", "AlgorithmConfig", "CheckpointError", "ConfigError",
+    "PPOConfig", "get_algorithm", "load_policy",
+]  # fmt: skip

@@ -1,0 +1,297 @@
+"""What every rlsweep algorithm shares as a Tune Trainable: config, workers, metrics,
+evaluation, checkpoints. Subclasses add the learner math in `learn`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray import tune
+
+from trainables.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from trainables.config import ConfigError, build_config, check_range
+from trainables.envs import check_env, env_spaces, make_vector_env
+from trainables.evaluation import evaluate
+from trainables.rollout_worker import Rollout, SamplingPolicy
+from trainables.worker_group import WorkerGroup
+
+logger = logging.getLogger(__name__)
+
+EPISODE_WINDOW = 100
+"""Training episode metrics are means over this many most recent episodes, as in SB3."""
+
+
+@dataclass
+class AlgorithmConfig:
+    """Settings every algorithm has."""
+
+    env: str = "CartPole-v1"
+    """Gymnasium env id; "some.module:EnvId-v0" imports the module that registers it first."""
+    env_config: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for `gymnasium.make_vec` (e.g. max_episode_steps)."""
+    num_workers: int = 0
+    """Rollout worker actors, one CPU each; 0 samples in the trainable's own process."""
+    num_envs_per_worker: int = 8
+    """Envs each worker steps as one batch, sharing one policy forward pass per step."""
+    num_gpus: float = 0.0
+    """GPUs for the learner; it falls back to the CPU when CUDA is not available."""
+    seed: int = 0
+    """Seeds torch, numpy and every env, so a config trains the same way twice."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Units per hidden layer of each network."""
+    activation: Literal["tanh", "relu", "elu", "leaky_relu"] = "tanh"
+    """Nonlinearity between hidden layers."""
+    normalize_obs: bool = False
+    """Standardize observations with running statistics (kept in checkpoints)."""
+    evaluation_interval: int = 5
+    """Evaluate every this many iterations, starting with the first; 0 turns evaluation off."""
+    evaluation_num_episodes: int = 10
+    """Deterministic episodes per evaluation, on envs separate from the workers."""
+
+    def validate(self) -> None:
+        check_env(self.env)
+        check_range("num_workers", self.num_workers, 0)
+        check_range("num_envs_per_worker", self.num_envs_per_worker, 1)
+        check_range("num_gpus", self.num_gpus, 0)
+        check_range("seed", self.seed, 0)
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ConfigError(
+                f"config key 'hidden_sizes' must list positive layer sizes, got {list(self.hidden_sizes)}"
+            )
+        check_range("evaluation_interval", self.evaluation_interval, 0)
+        check_range("evaluation_num_episodes", self.evaluation_num_episodes, 1)
+
+
+def learner_device(num_gpus: float) -> torch.device:
+    """CUDA when GPUs were asked for and one is visible; the CPU otherwise, with a warning."""
+    if num_gpus > 0:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        logger.warning(
+            "num_gpus=%s but CUDA is not available; the learner runs on the CPU", num_gpus
+        )
+    return torch.device("cpu")
+
+
+class Algorithm(tune.Trainable):
+    """Tune's Trainable lifecycle for an RL algorithm.
+
+    Each `step()` is one training iteration: the workers sample with the current weights,
+    `learn` updates the learner from those rollouts, and every `evaluation_interval`
+    iterations deterministic episodes measure the greedy policy.
+    """
+
+    config_class: ClassVar[type[AlgorithmConfig]]
+    mutable_keys: ClassVar[frozenset[str]]
+    """Config keys `reset_config` may change in place (used by PBT); others need a new trial."""
+
+    @classmethod
+    def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:
+        """Bundle 0 is the learner (with its GPUs); one single-CPU bundle per worker actor."""
+        num_workers = max(0, int(config.get("num_workers", cls.config_class.num_workers)))
+        num_gpus = max(0.0, float(config.get("num_gpus", cls.config_class.num_gpus)))
+        learner = {"CPU": 1, "GPU": num_gpus} if num_gpus else {"CPU": 1}
+        return tune.PlacementGroupFactory([learner] + [{"CPU": 1}] * num_workers)
+
+    # -- subclass API ---------------------------------------------------------------------
+
+    @classmethod
+    def make_policy(
+        cls,
+        config: AlgorithmConfig,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        device: str | torch.device,
+    ) -> SamplingPolicy:
+        """This algorithm's acting policy, as workers, evaluation and deployment use it."""
+        raise NotImplementedError
+
+    def setup_learner(self) -> None:
+        """Build optimizers and anything else `learn` needs."""
+        raise NotImplementedError
+
+    def rollout_steps(self) -> int:
+        """Steps each worker env takes per iteration."""
+        raise NotImplementedError
+
+    def learn(self, rollouts: list[Rollout]) -> dict[str, float]:
+        """Update the learner from this iteration's rollouts; returns loss metrics."""
+        raise NotImplementedError
+
+    def learner_state(self) -> dict[str, Any]:
+        """Learner state beyond the policy weights (optimizers, ...) for checkpoints."""
+        raise NotImplementedError
+
+    def load_learner_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def check_spaces(
+        self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
+    ) -> None:
+        """Raise a ConfigError if this algorithm cannot act in these spaces."""
+
+    # -- Trainable lifecycle --------------------------------------------------------------
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self.algo_config = build_config(self.config_class, config)
+        cfg = self.algo_config
+        torch.set_num_threads(1)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.device = learner_device(cfg.num_gpus)
+        self.observation_space, self.action_space = env_spaces(cfg.env, cfg.env_config)
+        self.check_spaces(self.observation_space, self.action_space)
+        self.policy = self.make_policy(cfg, self.observation_space, self.action_space, self.device)
+        self.setup_learner()
+        self.timesteps_total = 0
+        self.episodes_total = 0
+        self.recent_returns: deque[float] = deque(maxlen=EPISODE_WINDOW)
+        self.recent_lengths: deque[int] = deque(maxlen=EPISODE_WINDOW)
+        self.last_evaluation: dict[str, float] = {}
+        self.evaluation_env: gym.vector.VectorEnv | None = None
+        # A partial of the classmethod pickles by reference; a bound method would drag the
+        # whole trainable along to every worker actor.
+        make_worker_policy = functools.partial(
+            type(self).make_policy, cfg, self.observation_space, self.action_space, "cpu"
+        )
+        self.workers = WorkerGroup(
+            cfg.num_workers,
+            cfg.env,
+            cfg.env_config,
+            cfg.num_envs_per_worker,
+            cfg.seed,
+            make_worker_policy,
+        )
+
+    def step(self) -> dict[str, Any]:
+        cfg = self.algo_config
+        start = time.perf_counter()
+        rollouts = self.workers.sample(self.policy.get_weights(), self.rollout_steps())
+        sample_time = time.perf_counter() - start
+        steps = sum(rollout.num_env_steps for rollout in rollouts)
+        self.timesteps_total += steps
+        for rollout in rollouts:
+            self.recent_returns.extend(rollout.episode_returns.tolist())
+            self.recent_lengths.extend(rollout.episode_lengths.tolist())
+            self.episodes_total += len(rollout.episode_returns)
+        learn_start = time.perf_counter()
+        result: dict[str, Any] = self.learn(rollouts)
+        learn_time = time.perf_counter() - learn_start
+        result.update(self._episode_metrics(rollouts))
+        result.update(
+            timesteps_total=self.timesteps_total,
+            episodes_total=self.episodes_total,
+            env_steps_per_s=steps / (sample_time + learn_time),
+            sample_time_s=sample_time,
+            learn_time_s=learn_time,
+        )
+        if cfg.evaluation_interval and self.iteration % cfg.evaluation_interval == 0:
+            self.last_evaluation = self.evaluate()
+        result.update({f"evaluation/{key}": value for key, value in self.last_evaluation.items()})
+        return result
+
+    def _episode_metrics(self, rollouts: list[Rollout]) -> dict[str, float]:
+        finished = sum(len(rollout.episode_returns) for rollout in rollouts)
+        returns = np.asarray(self.recent_returns) if self.recent_returns else np.array([np.nan])
+        lengths = np.asarray(self.recent_lengths) if self.recent_lengths else np.array([np.nan])
+        return {
+            "episode_return_mean": float(returns.mean()),
+            "episode_return_min": float(returns.min()),
+            "episode_return_max": float(returns.max()),
+            "episode_len_mean": float(lengths.mean()),
+            "num_episodes": finished,
+        }
+
+    def evaluate(self) -> dict[str, float]:
+        """Deterministic episodes with the learner's current policy."""
+        cfg = self.algo_config
+        if self.evaluation_env is None:
+            num_envs = min(cfg.evaluation_num_episodes, 16)
+            self.evaluation_env = make_vector_env(cfg.env, num_envs, cfg.env_config)
+        start = time.perf_counter()
+        # Seeds distinct from the workers', and different each evaluation but reproducible.
+        seed = cfg.seed + 1_000_000 + self.iteration
+        metrics = evaluate(
+            self.evaluation_env, self.policy.compute_actions, cfg.evaluation_num_episodes, seed
+        )
+        metrics["time_s"] = time.perf_counter() - start
+        return metrics
+
+    def compute_single_action(self, obs: Any, deterministic: bool = True) -> Any:
+        """The trained policy's action for one observation."""
+        return self.policy.compute_single_action(obs, deterministic)
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        state = {
+            "policy": self.policy.get_weights(),
+            "learner": self.learner_state(),
+            "timesteps_total": self.timesteps_total,
+            "episodes_total": self.episodes_total,
+            "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths),
+            "last_evaluation": self.last_evaluation,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+        }
+        write_checkpoint(
+            checkpoint_dir, type(self).__name__, dataclasses.asdict(self.algo_config), state
+        )
+
+    def load_checkpoint(self, checkpoint: str | dict[str, Any]) -> None:
+        payload = read_checkpoint(checkpoint)
+        if payload["algorithm"] != type(self).__name__:
+            raise CheckpointError(
+                f"checkpoint {str(checkpoint)!r} is a {payload['algorithm']} checkpoint, not {type(self).__name__}"
+            )
+        state = payload["state"]
+        self.policy.set_weights(state["policy"])
+        self.load_learner_state(state["learner"])
+        self.timesteps_total = state["timesteps_total"]
+        self.episodes_total = state["episodes_total"]
+        self.recent_returns = deque(state["recent_returns"], maxlen=EPISODE_WINDOW)
+        self.recent_lengths = deque(state["recent_lengths"], maxlen=EPISODE_WINDOW)
+        self.last_evaluation = state["last_evaluation"]
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Apply a new config in place when only `mutable_keys` changed (PBT's explore step)."""
+        new = build_config(self.config_class, new_config)
+        old = self.algo_config
+        changed = {
+            f.name for f in dataclasses.fields(new) if getattr(new, f.name) != getattr(old, f.name)
+        }
+        if changed - self.mutable_keys:
+            return False
+        self.algo_config = new
+        return True
+
+    def cleanup(self) -> None:
+        self.workers.stop()
+        if self.evaluation_env is not None:
+            self.evaluation_env.close()
+
+    @classmethod
+    def load_policy(cls, checkpoint: str | Path, device: str = "cpu") -> SamplingPolicy:
+        """The policy stored in a checkpoint, ready to act, without Ray or Tune."""
+        payload = read_checkpoint(checkpoint)
+        if payload["algorithm"] != cls.__name__:
+            raise CheckpointError(
+                f"checkpoint {str(checkpoint)!r} is a {payload['algorithm']} checkpoint, not {cls.__name__}"
+            )
+        config = build_config(cls.config_class, payload["config"])
+        observation_space, action_space = env_spaces(config.env, config.env_config)
+        policy = cls.make_policy(config, observation_space, action_space, device)
+        policy.set_weights(payload["state"]["policy"])
+        return policy

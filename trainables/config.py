@@ -1,0 +1,103 @@
+"""Typed, validated algorithm configs built from the plain dicts Tune passes around."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, TypeVar
+
+ConfigT = TypeVar("ConfigT")
+
+
+class ConfigError(ValueError):
+    """A config value a user must fix; the message names the key and what is allowed."""
+
+
+def build_config(config_cls: type[ConfigT], values: dict[str, Any]) -> ConfigT:
+    """Turn a Tune config dict into `config_cls`, rejecting unknown keys and wrong types.
+
+    Keys starting with "__" are Tune's own bookkeeping and are ignored.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key.startswith("__"):
+            continue
+        if key not in fields:
+            raise ConfigError(
+                f"unknown config key {key!r} for {config_cls.__name__}{_did_you_mean(key, fields)}"
+            )
+        kwargs[key] = _coerce(key, value, hints[key])
+    config = config_cls(**kwargs)
+    config.validate()
+    return config
+
+
+def _did_you_mean(key: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check `value` against a field's annotation, converting the lossless cases (int -> float, list -> tuple)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"config key {key!r} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        return tuple(_coerce(key, item, args[0]) for item in value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
+            raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
+        return int(value)
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+    if origin is dict and not isinstance(value, dict):
+        raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+    if annotation is str and not isinstance(value, str):
+        raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
+    return value
+
+
+def check_range(
+    key: str,
+    value: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> None:
+    """Raise a ConfigError naming `key` unless `value` lies in the given interval (None: unbounded)."""
+    if value is None:
+        return
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if too_low or too_high:
+        left = "-inf" if low is None else f"{low:g}"
+        right = "inf" if high is None else f"{high:g}"
+        interval = f"{'[' if low_inclusive and low is not None else '('}{left}, {right}{']' if high_inclusive and high is not None else ')'}"
+        raise ConfigError(f"config key {key!r} must be in {interval}, got {value!r}")

@@ -1,0 +1,72 @@
+"""Building the vectorized gymnasium environments that workers step and evaluation runs on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from trainables.config import ConfigError
+
+
+def check_env(env_id: str) -> None:
+    """Fail early, with the env id in the message, when gymnasium cannot build `env_id`."""
+    try:
+        gym.spec(env_id)
+    except (gym.error.Error, ModuleNotFoundError, ImportError, AttributeError) as error:
+        raise ConfigError(f"unknown env {env_id!r}: {error}") from None
+
+
+def make_vector_env(
+    env_id: str, num_envs: int, env_config: dict[str, Any] | None = None
+) -> gym.vector.VectorEnv:
+    """A vector env of `num_envs` copies of `env_id` in next-step autoreset mode.
+
+    Envs with a native vector implementation (CartPole steps ~9x faster that way) use it;
+    others run in a SyncVectorEnv. Discrete observations are one-hot encoded so every
+    policy sees a flat float Box.
+    """
+    check_env(env_id)
+    kwargs = dict(env_config or {})
+    mode = "vector_entry_point" if _has_native_vector(env_id, kwargs) else "sync"
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    if not isinstance(env.single_observation_space, gym.spaces.Box):
+        if not isinstance(env.single_observation_space, gym.spaces.Discrete):
+            raise ConfigError(
+                f"env {env_id!r} has observation space {env.single_observation_space}; "
+                "rlsweep supports Box and Discrete observations"
+            )
+        env = gym.wrappers.vector.FlattenObservation(env)
+    if not isinstance(env.single_action_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise ConfigError(
+            f"env {env_id!r} has action space {env.single_action_space}; "
+            "rlsweep supports Box and Discrete actions"
+        )
+    return gym.wrappers.vector.RecordEpisodeStatistics(env)
+
+
+def env_spaces(
+    env_id: str, env_config: dict[str, Any] | None = None
+) -> tuple[gym.spaces.Space, gym.spaces.Space]:
+    """The observation and action spaces of one `env_id` env, as a policy is built for."""
+    check_env(env_id)
+    env = gym.make(env_id, **(env_config or {}))
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def _has_native_vector(env_id: str, kwargs: dict[str, Any]) -> bool:
+    spec = gym.spec(env_id)
+    # JAX-based vector entry points would pull in jax; the numpy ones are the fast path.
+    entry = spec.vector_entry_point
+    return isinstance(entry, str) and "jax" not in entry.lower() and not kwargs.get("render_mode")
+
+
+def episode_stats(infos: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of the episodes that finished in one vector step."""
+    if "episode" not in infos:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    done = infos["_episode"]
+    return infos["episode"]["r"][done], infos["episode"]["l"][done]
