@@ -24,9 +24,7 @@ def load_policy(checkpoint: str | Path, device: str = "cpu") -> SamplingPolicy:
     """The trained policy in any rlsweep checkpoint, ready for `compute_single_action`."""
     algorithm = read_checkpoint(checkpoint)["algorithm"]
     if algorithm not in ALGORITHMS:
-        raise CheckpointError(
-            f"checkpoint {str(checkpoint)!r} holds unknown algorithm {algorithm!r}"
-        )
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r} holds unknown algorithm {algorithm!r}")
     return ALGORITHMS[algorithm].load_policy(checkpoint, device)
 
 

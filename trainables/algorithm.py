@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from ray import tune
 
-from trainables.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from trainables.checkpoint import read_checkpoint, write_checkpoint
 from trainables.config import ConfigError, build_config, check_range
 from trainables.envs import check_env, env_spaces, make_vector_env
 from trainables.evaluation import evaluate
@@ -77,9 +77,7 @@ def learner_device(num_gpus: float) -> torch.device:
     if num_gpus > 0:
         if torch.cuda.is_available():
             return torch.device("cuda")
-        logger.warning(
-            "num_gpus=%s but CUDA is not available; the learner runs on the CPU", num_gpus
-        )
+        logger.warning("num_gpus=%s but CUDA is not available; the learner runs on the CPU", num_gpus)
     return torch.device("cpu")
 
 
@@ -135,9 +133,7 @@ class Algorithm(tune.Trainable):
     def load_learner_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def check_spaces(
-        self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
-    ) -> None:
+    def check_spaces(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space) -> None:
         """Raise a ConfigError if this algorithm cannot act in these spaces."""
 
     # -- Trainable lifecycle --------------------------------------------------------------
@@ -244,17 +240,10 @@ class Algorithm(tune.Trainable):
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
         }
-        write_checkpoint(
-            checkpoint_dir, type(self).__name__, dataclasses.asdict(self.algo_config), state
-        )
+        write_checkpoint(checkpoint_dir, type(self).__name__, dataclasses.asdict(self.algo_config), state)
 
     def load_checkpoint(self, checkpoint: str | dict[str, Any]) -> None:
-        payload = read_checkpoint(checkpoint)
-        if payload["algorithm"] != type(self).__name__:
-            raise CheckpointError(
-                f"checkpoint {str(checkpoint)!r} is a {payload['algorithm']} checkpoint, not {type(self).__name__}"
-            )
-        state = payload["state"]
+        state = read_checkpoint(checkpoint, type(self).__name__)["state"]
         self.policy.set_weights(state["policy"])
         self.load_learner_state(state["learner"])
         self.timesteps_total = state["timesteps_total"]
@@ -269,9 +258,7 @@ class Algorithm(tune.Trainable):
         """Apply a new config in place when only `mutable_keys` changed (PBT's explore step)."""
         new = build_config(self.config_class, new_config)
         old = self.algo_config
-        changed = {
-            f.name for f in dataclasses.fields(new) if getattr(new, f.name) != getattr(old, f.name)
-        }
+        changed = {f.name for f in dataclasses.fields(new) if getattr(new, f.name) != getattr(old, f.name)}
         if changed - self.mutable_keys:
             return False
         self.algo_config = new
@@ -285,11 +272,7 @@ class Algorithm(tune.Trainable):
     @classmethod
     def load_policy(cls, checkpoint: str | Path, device: str = "cpu") -> SamplingPolicy:
         """The policy stored in a checkpoint, ready to act, without Ray or Tune."""
-        payload = read_checkpoint(checkpoint)
-        if payload["algorithm"] != cls.__name__:
-            raise CheckpointError(
-                f"checkpoint {str(checkpoint)!r} is a {payload['algorithm']} checkpoint, not {cls.__name__}"
-            )
+        payload = read_checkpoint(checkpoint, cls.__name__)
         config = build_config(cls.config_class, payload["config"])
         observation_space, action_space = env_spaces(config.env, config.env_config)
         policy = cls.make_policy(config, observation_space, action_space, device)

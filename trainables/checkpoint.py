@@ -28,8 +28,11 @@ def write_checkpoint(
     torch.save(payload, Path(checkpoint_dir) / STATE_FILE)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The payload written by `write_checkpoint`; `path` is the checkpoint directory or its state file."""
+def read_checkpoint(path: str | Path, algorithm: str | None = None) -> dict[str, Any]:
+    """The payload written by `write_checkpoint`, from the checkpoint directory or its state file.
+
+    With `algorithm`, a checkpoint of another algorithm is an error too.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
@@ -40,9 +43,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         # Our own pickled payload (numpy arrays, RNG state): only load checkpoints you trust.
         payload = torch.load(state_file, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise CheckpointError(
-            f"{str(state_file)!r} is not a readable rlsweep checkpoint: {error}"
-        ) from None
+        raise CheckpointError(f"{str(state_file)!r} is not a readable rlsweep checkpoint: {error}") from None
     if not isinstance(payload, dict) or payload.get("format") != "rlsweep":
         raise CheckpointError(f"{str(state_file)!r} is not an rlsweep checkpoint")
+    if algorithm is not None and payload["algorithm"] != algorithm:
+        raise CheckpointError(f"{str(path)!r} is a {payload['algorithm']} checkpoint, not {algorithm}")
     return payload

@@ -42,7 +42,7 @@ def _did_you_mean(key: str, choices: typing.Iterable[str]) -> str:
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    """Check `value` against a field's annotation, converting the lossless cases (int -> float, list -> tuple)."""
+    """Check `value` against a field's annotation, converting lossless cases (int to float, list to tuple)."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -99,5 +99,7 @@ def check_range(
     if too_low or too_high:
         left = "-inf" if low is None else f"{low:g}"
         right = "inf" if high is None else f"{high:g}"
-        interval = f"{'[' if low_inclusive and low is not None else '('}{left}, {right}{']' if high_inclusive and high is not None else ')'}"
+        opening = "[" if low_inclusive and low is not None else "("
+        closing = "]" if high_inclusive and high is not None else ")"
+        interval = f"{opening}{left}, {right}{closing}"
         raise ConfigError(f"config key {key!r} must be in {interval}, got {value!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,7 +27,7 @@ def mlp(
     """A fully connected net with orthogonal init (hidden gain sqrt(2), output `out_gain`)."""
     sizes = [in_dim, *hidden_sizes]
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         layers += [_orthogonal(nn.Linear(fan_in, fan_out), np.sqrt(2)), ACTIVATIONS[activation]()]
     layers.append(_orthogonal(nn.Linear(sizes[-1], out_dim), out_gain))
     return nn.Sequential(*layers)
@@ -64,9 +65,7 @@ class ActorCritic(nn.Module):
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         out = self.actor(obs)
         if self.continuous:
-            return torch.distributions.Normal(
-                out, self.log_std.exp().expand_as(out), validate_args=False
-            )
+            return torch.distributions.Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
         return torch.distributions.Categorical(logits=out, validate_args=False)
 
     def log_prob_entropy(

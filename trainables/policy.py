@@ -34,9 +34,9 @@ class ActorCriticPolicy:
         action_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
         self.device = torch.device(device)
         obs_dim = gym.spaces.flatdim(observation_space)
-        self.network = ActorCritic(
-            obs_dim, action_dim, self.continuous, hidden_sizes, activation
-        ).to(self.device)
+        self.network = ActorCritic(obs_dim, action_dim, self.continuous, hidden_sizes, activation).to(
+            self.device
+        )
         self.normalizer = ObservationNormalizer((obs_dim,), normalize_obs)
 
     def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:

@@ -105,9 +105,7 @@ class PPO(Algorithm):
         )
 
     def setup_learner(self) -> None:
-        self.optimizer = torch.optim.Adam(
-            self.policy.network.parameters(), lr=self.algo_config.lr, eps=1e-5
-        )
+        self.optimizer = torch.optim.Adam(self.policy.network.parameters(), lr=self.algo_config.lr, eps=1e-5)
 
     def rollout_steps(self) -> int:
         return self.algo_config.rollout_length
@@ -132,9 +130,7 @@ class PPO(Algorithm):
             k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
         }
         for _ in range(cfg.num_epochs):
-            for index in torch.randperm(num_samples, device=self.device).tensor_split(
-                num_minibatches
-            ):
+            for index in torch.randperm(num_samples, device=self.device).tensor_split(num_minibatches):
                 obs, actions = batch["obs"][index], batch["actions"][index]
                 old_logprob, advantages, returns = (
                     batch["logprob"][index],
@@ -166,9 +162,7 @@ class PPO(Algorithm):
                 with torch.no_grad():
                     # Unbiased, low-variance KL(old || new) estimator (Schulman's k3).
                     stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
-                    stats["clip_fraction"].append(
-                        ((ratio - 1).abs() > cfg.clip_range).float().mean().item()
-                    )
+                    stats["clip_fraction"].append(((ratio - 1).abs() > cfg.clip_range).float().mean().item())
                 stats["policy_loss"].append(policy_loss.item())
                 stats["value_loss"].append(value_loss.item())
                 stats["entropy"].append(entropy.item())

@@ -31,9 +31,7 @@ class WorkerGroup:
         self.local_worker: RolloutWorker | None = None
         self.actors: list[ray.actor.ActorHandle] = []
         if num_workers == 0:
-            self.local_worker = RolloutWorker(
-                env_id, env_config, num_envs_per_worker, seed, make_policy
-            )
+            self.local_worker = RolloutWorker(env_id, env_config, num_envs_per_worker, seed, make_policy)
             return
         placement_group = ray.util.get_current_placement_group()
         remote_worker = ray.remote(RolloutWorker)
