@@ -232,6 +232,7 @@ class Algorithm(tune.Trainable):
         state = {
             "policy": self.policy.get_weights(),
             "learner": self.learner_state(),
+            "iteration": self.iteration,
             "timesteps_total": self.timesteps_total,
             "episodes_total": self.episodes_total,
             "recent_returns": list(self.recent_returns),
@@ -246,6 +247,9 @@ class Algorithm(tune.Trainable):
         state = read_checkpoint(checkpoint, type(self).__name__)["state"]
         self.policy.set_weights(state["policy"])
         self.load_learner_state(state["learner"])
+        # Tune restores the iteration from its own metadata, but `restore(path)` outside Tune
+        # has only our file; the checkpoint's count is right in both cases.
+        self._iteration = state["iteration"]
         self.timesteps_total = state["timesteps_total"]
         self.episodes_total = state["episodes_total"]
         self.recent_returns = deque(state["recent_returns"], maxlen=EPISODE_WINDOW)

@@ -15,11 +15,17 @@ class ConfigError(ValueError):
     """A config value a user must fix; the message names the key and what is allowed."""
 
 
-def build_config(config_cls: type[ConfigT], values: dict[str, Any]) -> ConfigT:
-    """Turn a Tune config dict into `config_cls`, rejecting unknown keys and wrong types.
+def build_config(
+    config_cls: type[ConfigT], values: dict[str, Any], label: str = "config", prefix: str = ""
+) -> ConfigT:
+    """Turn a dict into the dataclass `config_cls`, rejecting unknown keys and wrong types,
+    then run its `validate()` if it has one.
 
-    Keys starting with "__" are Tune's own bookkeeping and are ignored.
+    Keys starting with "__" are Tune's own bookkeeping and are ignored. `label` and
+    `prefix` name keys in messages ("config key 'lr'", "experiment key 'stop.target'").
     """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{label} must be a mapping of keys to values, got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     hints = typing.get_type_hints(config_cls)
     kwargs = {}
@@ -27,12 +33,11 @@ def build_config(config_cls: type[ConfigT], values: dict[str, Any]) -> ConfigT:
         if key.startswith("__"):
             continue
         if key not in fields:
-            raise ConfigError(
-                f"unknown config key {key!r} for {config_cls.__name__}{_did_you_mean(key, fields)}"
-            )
-        kwargs[key] = _coerce(key, value, hints[key])
+            raise ConfigError(f"unknown {label} key {prefix + key!r}{_did_you_mean(key, fields)}")
+        kwargs[key] = _coerce(prefix + key, value, hints[key], label)
     config = config_cls(**kwargs)
-    config.validate()
+    if hasattr(config, "validate"):
+        config.validate()
     return config
 
 
@@ -41,7 +46,7 @@ def _did_you_mean(key: str, choices: typing.Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _coerce(key: str, value: Any, annotation: Any) -> Any:
+def _coerce(key: str, value: Any, annotation: Any, label: str) -> Any:
     """Check `value` against a field's annotation, converting lossless cases (int to float, list to tuple)."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -51,34 +56,36 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
-                return _coerce(key, value, arg)
+                return _coerce(key, value, arg, label)
             except ConfigError as error:
                 errors.append(error)
         raise errors[0]
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"config key {key!r} must be one of {list(args)}, got {value!r}")
+            raise ConfigError(f"{label} key {key!r} must be one of {list(args)}, got {value!r}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
-        return tuple(_coerce(key, item, args[0]) for item in value)
+            raise ConfigError(f"{label} key {key!r} must be a list, got {value!r}")
+        return tuple(_coerce(key, item, args[0], label) for item in value)
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+            raise ConfigError(f"{label} key {key!r} must be a number, got {value!r}")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not (
             isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         ):
-            raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
+            raise ConfigError(f"{label} key {key!r} must be an integer, got {value!r}")
         return int(value)
     if annotation is bool and not isinstance(value, bool):
-        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+        raise ConfigError(f"{label} key {key!r} must be true or false, got {value!r}")
+    if dataclasses.is_dataclass(annotation):
+        return build_config(annotation, value if value is not None else {}, label, f"{key}.")
     if origin is dict and not isinstance(value, dict):
-        raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        raise ConfigError(f"{label} key {key!r} must be a mapping, got {value!r}")
     if annotation is str and not isinstance(value, str):
-        raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
+        raise ConfigError(f"{label} key {key!r} must be a string, got {value!r}")
     return value
 
 
@@ -90,6 +97,7 @@ def check_range(
     *,
     low_inclusive: bool = True,
     high_inclusive: bool = True,
+    label: str = "config",
 ) -> None:
     """Raise a ConfigError naming `key` unless `value` lies in the given interval (None: unbounded)."""
     if value is None:
@@ -102,4 +110,4 @@ def check_range(
         opening = "[" if low_inclusive and low is not None else "("
         closing = "]" if high_inclusive and high is not None else ")"
         interval = f"{opening}{left}, {right}{closing}"
-        raise ConfigError(f"config key {key!r} must be in {interval}, got {value!r}")
+        raise ConfigError(f"{label} key {key!r} must be in {interval}, got {value!r}")

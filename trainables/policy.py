@@ -42,7 +42,8 @@ class ActorCriticPolicy:
     def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         """Flat observations [..., obs_dim] (one-hot for Discrete spaces, as vector envs give
         them) normalized, as float32 on the policy's device."""
-        return torch.as_tensor(self.normalizer(obs), device=self.device)
+        # A copy: observations arriving through the object store are read-only arrays.
+        return torch.tensor(self.normalizer(obs), device=self.device)
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:

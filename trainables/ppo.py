@@ -140,16 +140,11 @@ class PPO(Algorithm):
 
                 dist = network.distribution(obs)
                 logprob, entropy = network.log_prob_entropy(dist, actions)
-                log_ratio = logprob - old_logprob
-                ratio = log_ratio.exp()
                 if cfg.normalize_advantages:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-                # Clipped surrogate: take the pessimistic of the unclipped and clipped objectives.
-                policy_loss = torch.max(
-                    -advantages * ratio,
-                    -advantages * ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range),
-                ).mean()
+                policy_loss, approx_kl, clip_fraction = clipped_surrogate_loss(
+                    logprob, old_logprob, advantages, cfg.clip_range
+                )
                 value_loss = 0.5 * (network.value(obs) - returns).pow(2).mean()
                 entropy = entropy.mean()
                 loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
@@ -159,10 +154,8 @@ class PPO(Algorithm):
                 nn.utils.clip_grad_norm_(network.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
 
-                with torch.no_grad():
-                    # Unbiased, low-variance KL(old || new) estimator (Schulman's k3).
-                    stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
-                    stats["clip_fraction"].append(((ratio - 1).abs() > cfg.clip_range).float().mean().item())
+                stats["approx_kl"].append(approx_kl.item())
+                stats["clip_fraction"].append(clip_fraction.item())
                 stats["policy_loss"].append(policy_loss.item())
                 stats["value_loss"].append(value_loss.item())
                 stats["entropy"].append(entropy.item())
@@ -218,6 +211,25 @@ class PPO(Algorithm):
 
     def load_learner_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def clipped_surrogate_loss(
+    logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip_range: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO's clipped objective as a loss, plus the approximate KL and clip fraction; inputs [B].
+
+    The loss takes the pessimistic (larger) of the unclipped and clipped terms, so moving the
+    probability ratio outside [1 - clip, 1 + clip] earns nothing.
+    """
+    log_ratio = logprob - old_logprob
+    ratio = log_ratio.exp()
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
+    loss = torch.max(unclipped, clipped).mean()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()  # KL(old || new), Schulman's low-variance k3
+        clip_fraction = ((ratio - 1).abs() > clip_range).float().mean()
+    return loss, approx_kl, clip_fraction
 
 
 def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:

@@ -1,0 +1,26 @@
+"""Optuna define-by-run search spaces, one per algorithm: `space(trial) -> config`.
+
+Each is usable directly as `OptunaSearch(space=search_spaces.ppo, ...)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from search_spaces.ppo import ppo
+from search_spaces.search_space import NarrowedTrial, SearchSpace, search_space
+from trainables.config import ConfigError
+
+SEARCH_SPACES: dict[str, SearchSpace] = {"ppo": ppo}
+"""Space names as experiment files spell them."""
+
+
+def get_search_space(name: str) -> SearchSpace:
+    if name not in SEARCH_SPACES:
+        close = difflib.get_close_matches(name, list(SEARCH_SPACES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; available: {', '.join(SEARCH_SPACES)}"
+        raise ConfigError(f"unknown search space {name!r}{hint}")
+    return SEARCH_SPACES[name]
+
+
+__all__ = ["SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "get_search_space", "ppo", "search_space"]

@@ -1,0 +1,41 @@
+"""PPO search space, in the spirit of rl-baselines3-zoo's `sample_ppo_params`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from search_spaces.search_space import search_space
+
+NET_ARCHS = {"tiny": (32, 32), "small": (64, 64), "medium": (256, 256)}
+
+
+@search_space
+def ppo(trial: optuna.Trial) -> dict[str, Any]:
+    """Sample a valid PPO config.
+
+    Log scales where the effect is multiplicative (learning rate, 1 - gamma, 1 - lambda,
+    entropy coefficient); powers of two for sizes. The minibatch size is derived from a
+    sampled number of minibatches, so it always divides, and never exceeds, the batch
+    a single worker collects (the smallest batch any `num_workers` gives).
+    """
+    num_envs = trial.suggest_categorical("num_envs_per_worker", [4, 8, 16, 32])
+    rollout_length = trial.suggest_categorical("rollout_length", [16, 32, 64, 128, 256, 512])
+    num_minibatches = trial.suggest_categorical("num_minibatches", [1, 2, 4, 8, 16])
+    net_arch = trial.suggest_categorical("net_arch", list(NET_ARCHS))
+    return {
+        "num_envs_per_worker": num_envs,
+        "rollout_length": rollout_length,
+        "minibatch_size": max(2, num_envs * rollout_length // num_minibatches),
+        "num_epochs": trial.suggest_categorical("num_epochs", [1, 3, 5, 10, 20]),
+        "lr": trial.suggest_float("lr", 1e-5, 3e-3, log=True),
+        "gamma": 1 - trial.suggest_float("one_minus_gamma", 1e-4, 0.1, log=True),
+        "gae_lambda": 1 - trial.suggest_float("one_minus_gae_lambda", 1e-3, 0.2, log=True),
+        "clip_range": trial.suggest_categorical("clip_range", [0.1, 0.2, 0.3, 0.4]),
+        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
+        "vf_coef": trial.suggest_float("vf_coef", 0.2, 1.0),
+        "max_grad_norm": trial.suggest_categorical("max_grad_norm", [0.3, 0.5, 0.7, 1.0, 2.0, 5.0]),
+        "hidden_sizes": NET_ARCHS[net_arch],
+        "activation": trial.suggest_categorical("activation", ["tanh", "relu"]),
+    }
