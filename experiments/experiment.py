@@ -1,0 +1,259 @@
+"""Experiment files: a sweep described as data, validated before Ray starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+import yaml
+
+from experiments.schedulers import check_scheduler
+from search_spaces import SearchSpace, get_search_space
+from trainables import Algorithm, get_algorithm
+from trainables.config import ConfigError, build_config, check_range
+from trainables.envs import check_env
+
+EXPERIMENTS_DIR = Path(__file__).parent
+"""Where the shipped experiment files live; `rlsweep sweep NAME` looks here."""
+
+SPACE_CHECK_SAMPLES = 64
+"""Configs sampled from a space at load time to prove it only produces valid ones."""
+
+
+@dataclass
+class StopSpec:
+    """When a trial ends; the first condition met wins."""
+
+    timesteps_total: int | None = None
+    """Env steps."""
+    time_total_s: float | None = None
+    """Wall seconds of training."""
+    training_iteration: int | None = None
+    """Training iterations."""
+    target: float | None = None
+    """A value of the experiment's metric that is good enough (>= for max, <= for min)."""
+
+    def validate(self) -> None:
+        check_range("stop.timesteps_total", self.timesteps_total, 1, label="experiment")
+        check_range("stop.time_total_s", self.time_total_s, 0, low_inclusive=False, label="experiment")
+        check_range("stop.training_iteration", self.training_iteration, 1, label="experiment")
+        if self.timesteps_total is None and self.time_total_s is None and self.training_iteration is None:
+            raise ConfigError(
+                "experiment key 'stop' needs at least one of timesteps_total, time_total_s or "
+                "training_iteration, or trials would run forever"
+            )
+
+
+@dataclass
+class ResourcesSpec:
+    """What each trial reserves; Tune packs trials into the cluster accordingly."""
+
+    num_workers: int = 0
+    """Rollout worker actors per trial (1 CPU each), on top of the learner's CPU."""
+    num_envs_per_worker: int | None = None
+    """Envs per worker; unset lets the search space choose."""
+    num_gpus: float = 0.0
+    """GPUs for each trial's learner."""
+
+    def validate(self) -> None:
+        check_range("resources.num_workers", self.num_workers, 0, label="experiment")
+        check_range("resources.num_envs_per_worker", self.num_envs_per_worker, 1, label="experiment")
+        check_range("resources.num_gpus", self.num_gpus, 0, label="experiment")
+
+    @property
+    def cpus_per_trial(self) -> int:
+        return 1 + self.num_workers
+
+
+@dataclass
+class Experiment:
+    """One sweep: which algorithm on which env, what to search, how to schedule and stop."""
+
+    name: str
+    """Names the results folder, the Optuna study and the MLflow experiment."""
+    algorithm: str = "PPO"
+    env: str = "CartPole-v1"
+    config: dict[str, Any] = field(default_factory=dict)
+    """Fixed trainable config for every trial; wins over what the space samples."""
+    search_space: str | None = None
+    """A name from search_spaces; defaults to the algorithm's own space."""
+    search_params: dict[str, Any] = field(default_factory=dict)
+    """Narrow space parameters ({low, high} or {choices}) or fix them (a plain value)."""
+    metric: str = "evaluation/episode_return_mean"
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = 8
+    """Trials in the sweep."""
+    max_concurrent_trials: int = 2
+    sampler: Literal["tpe", "random", "qmc", "gp", "cmaes"] = "tpe"
+    """Optuna sampler, seeded with `seed`."""
+    scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "fifo"})
+    """{type: fifo}, {type: asha, ...} or {type: pbt, ...}; see experiments/schedulers.py."""
+    stop: StopSpec = field(default_factory=lambda: StopSpec(timesteps_total=100_000))
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    seed: int = 0
+    """Seeds the sampler and every trial."""
+    results_dir: str = "results"
+    """Each sweep writes to RESULTS_DIR/NAME/TIMESTAMP; relative paths are from the working dir."""
+    max_failures: int = 1
+    """Times a crashed trial is retried from its last checkpoint."""
+    checkpoint_frequency: int = 10
+    """Checkpoint every this many iterations (and always at the end); 0: only at the end."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept per trial, the best by the metric."""
+    time_budget_s: float | None = None
+    """Stop starting and running trials after this many seconds for the whole sweep."""
+
+    def validate(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"experiment key 'name' must be letters, digits, '-' or '_', got {self.name!r}")
+        get_algorithm(self.algorithm)
+        check_env(self.env)
+        get_search_space(self.space_name)
+        known = {f.name for f in dataclasses.fields(self.trainable.config_class)}
+        for key in self.config:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"experiment key 'config.{key}' is not a {self.algorithm} config key{hint}")
+        check_range("num_samples", self.num_samples, 1, label="experiment")
+        check_range("max_concurrent_trials", self.max_concurrent_trials, 1, label="experiment")
+        check_range("max_failures", self.max_failures, 0, label="experiment")
+        check_range("checkpoint_frequency", self.checkpoint_frequency, 0, label="experiment")
+        check_range("keep_checkpoints", self.keep_checkpoints, 1, label="experiment")
+        check_range("time_budget_s", self.time_budget_s, 0, low_inclusive=False, label="experiment")
+        check_scheduler(self.scheduler, known)
+
+    @property
+    def space_name(self) -> str:
+        return self.search_space or self.algorithm.lower()
+
+    @property
+    def trainable(self) -> type[Algorithm]:
+        return get_algorithm(self.algorithm)
+
+    @property
+    def fixed_config(self) -> dict[str, Any]:
+        """Config every trial gets: env, seed, resources, then the experiment's `config`."""
+        resources = {k: v for k, v in dataclasses.asdict(self.resources).items() if v is not None}
+        return {"env": self.env, "seed": self.seed, **resources, **self.config}
+
+    def space(self) -> SearchSpace:
+        return get_search_space(self.space_name).narrowed(self.search_params, self.fixed_config)
+
+    def check_space(self, samples: int = SPACE_CHECK_SAMPLES) -> None:
+        """Sample configs from the narrowed space and validate each, so a space that can
+        produce an invalid config fails now, not hours into the sweep."""
+        space = self.space()
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=self.seed))
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        seen_params: set[str] = set()
+        for _ in range(samples):
+            trial = study.ask()
+            try:
+                config = space(trial)
+            except Exception as error:
+                raise ConfigError(
+                    f"search space {self.space_name!r} raised {type(error).__name__}: {error}"
+                ) from None
+            seen_params.update(trial.params)
+            try:
+                build_config(self.trainable.config_class, config)
+            except ConfigError as error:
+                raise ConfigError(
+                    f"search space {self.space_name!r} with this experiment's config gave an invalid config: {error}"
+                ) from None
+            study.tell(trial, 0.0)
+        unknown = set(self.search_params) - seen_params - set(self.fixed_config)
+        fixed_by_value = {k for k, v in self.search_params.items() if not isinstance(v, dict)}
+        if unknown - fixed_by_value:
+            raise ConfigError(
+                f"experiment key 'search_params' names {sorted(unknown - fixed_by_value)}, which search space "
+                f"{self.space_name!r} does not sample; it samples {sorted(seen_params)}"
+            )
+
+    def check_resources(self, cluster_cpus: float, cluster_gpus: float) -> None:
+        """A trial that needs more than the whole cluster could never start."""
+        needs_cpus = self.resources.cpus_per_trial
+        if needs_cpus > cluster_cpus:
+            raise ConfigError(
+                f"each trial needs {needs_cpus} CPUs (1 learner + {self.resources.num_workers} workers) "
+                f"but the cluster has {cluster_cpus:g}; lower resources.num_workers"
+            )
+        if self.resources.num_gpus > cluster_gpus:
+            raise ConfigError(
+                f"each trial needs {self.resources.num_gpus:g} GPUs but the cluster has {cluster_gpus:g}; "
+                "lower resources.num_gpus"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve_experiment_path(name_or_path: str) -> Path:
+    """A file path as given, or the name of a shipped experiment (with or without .yaml)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        if not path.is_file():
+            raise ConfigError(f"experiment file {name_or_path!r} does not exist")
+        return path
+    shipped = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        names = ", ".join(list_experiments())
+        raise ConfigError(f"unknown experiment {name_or_path!r}; shipped experiments: {names}")
+    return shipped
+
+
+def list_experiments() -> list[str]:
+    return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def load_experiment(name_or_path: str, overrides: dict[str, Any] | None = None) -> Experiment:
+    """Read, override and validate an experiment; every problem is a one-line ConfigError."""
+    path = resolve_experiment_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"experiment file {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"experiment file {str(path)!r} must hold a mapping of keys to values")
+    data.setdefault("name", path.stem)
+    for dotted_key, value in (overrides or {}).items():
+        set_dotted(data, dotted_key, value)
+    return experiment_from_dict(data)
+
+
+def experiment_from_dict(data: dict[str, Any]) -> Experiment:
+    experiment = build_config(Experiment, data, label="experiment")
+    experiment.check_space()
+    return experiment
+
+
+def set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> None:
+    """`set_dotted(d, "stop.timesteps_total", 5)` sets d["stop"]["timesteps_total"]."""
+    *parents, leaf = dotted_key.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {dotted_key!r}: {part!r} is not a mapping")
+        node = child
+    node[leaf] = value
+
+
+def parse_assignment(assignment: str) -> tuple[str, Any]:
+    """'key=value' from the command line, the value parsed as YAML (numbers, lists, true)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"expected key=value, got {assignment!r}")
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return key.strip(), raw
