@@ -149,31 +149,31 @@ class Experiment:
         """Sample configs from the narrowed space and validate each, so a space that can
         produce an invalid config fails now, not hours into the sweep."""
         space = self.space()
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=self.seed))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        seen_params: set[str] = set()
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=self.seed))
+        asked: set[str] = set()
         for _ in range(samples):
             trial = study.ask()
             try:
-                config = space(trial)
+                config, asked_now = space.sample_config(trial)
             except Exception as error:
                 raise ConfigError(
                     f"search space {self.space_name!r} raised {type(error).__name__}: {error}"
                 ) from None
-            seen_params.update(trial.params)
+            asked |= asked_now
             try:
                 build_config(self.trainable.config_class, config)
             except ConfigError as error:
                 raise ConfigError(
-                    f"search space {self.space_name!r} with this experiment's config gave an invalid config: {error}"
+                    f"search space {self.space_name!r} with this experiment's settings "
+                    f"gave an invalid config: {error}"
                 ) from None
             study.tell(trial, 0.0)
-        unknown = set(self.search_params) - seen_params - set(self.fixed_config)
-        fixed_by_value = {k for k, v in self.search_params.items() if not isinstance(v, dict)}
-        if unknown - fixed_by_value:
+        unknown = sorted(set(self.search_params) - asked)
+        if unknown:
             raise ConfigError(
-                f"experiment key 'search_params' names {sorted(unknown - fixed_by_value)}, which search space "
-                f"{self.space_name!r} does not sample; it samples {sorted(seen_params)}"
+                f"experiment key 'search_params' names {unknown}, which search space {self.space_name!r} "
+                f"does not have; it has {sorted(asked)}"
             )
 
     def check_resources(self, cluster_cpus: float, cluster_gpus: float) -> None:
@@ -218,16 +218,24 @@ def load_experiment(name_or_path: str, overrides: dict[str, Any] | None = None) 
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"experiment file {str(path)!r} is not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"experiment file {str(path)!r} is not valid YAML{_yaml_location(error)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"experiment file {str(path)!r} must hold a mapping of keys to values")
     data.setdefault("name", path.stem)
     for dotted_key, value in (overrides or {}).items():
         set_dotted(data, dotted_key, value)
     return experiment_from_dict(data)
+
+
+def _yaml_location(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return f": {error}"
+    where = f" at line {mark.line + 1}, column {mark.column + 1}: {getattr(error, 'problem', '')}"
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and context_mark is not None:
+        where += f" ({context} at line {context_mark.line + 1})"
+    return where
 
 
 def experiment_from_dict(data: dict[str, Any]) -> Experiment:

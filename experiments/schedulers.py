@@ -123,5 +123,6 @@ def _mutation_domain(key: str, spec: Any) -> Any:
             raise ConfigError(f"experiment key 'scheduler.hyperparam_mutations.{key}' needs 0 <= low < high")
         return tune.loguniform(low, high) if spec.get("log") and low > 0 else tune.uniform(low, high)
     raise ConfigError(
-        f"experiment key 'scheduler.hyperparam_mutations.{key}' must be a list of values or {{low, high, log}}"
+        f"experiment key 'scheduler.hyperparam_mutations.{key}' must be a list of values "
+        "or a mapping {low, high, log}"
     )

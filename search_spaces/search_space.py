@@ -26,8 +26,11 @@ class NarrowedTrial:
         self.trial = trial
         self.params = params
         self.fixed_config = fixed_config
+        self.asked: set[str] = set()
+        """Every parameter name the space asked for, sampled or fixed."""
 
     def _fixed(self, name: str) -> tuple[bool, Any]:
+        self.asked.add(name)
         if name in self.fixed_config:
             return True, self.fixed_config[name]
         override = self.params.get(name)
@@ -87,9 +90,12 @@ class SearchSpace:
         self.fixed_config = dict(fixed_config or {})
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        optuna_trial = getattr(trial, "ot_trial", trial)
-        sampled = self.sample(NarrowedTrial(optuna_trial, self.params, self.fixed_config))
-        return {**sampled, **self.fixed_config}
+        return self.sample_config(trial)[0]
+
+    def sample_config(self, trial: Any) -> tuple[dict[str, Any], set[str]]:
+        """The config for `trial`, and the parameter names the space asked for."""
+        narrowed = NarrowedTrial(getattr(trial, "ot_trial", trial), self.params, self.fixed_config)
+        return {**self.sample(narrowed), **self.fixed_config}, narrowed.asked
 
     def narrowed(self, params: dict[str, Any], fixed_config: dict[str, Any]) -> SearchSpace:
         """This space with some parameters narrowed or fixed and some config keys set."""

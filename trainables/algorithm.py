@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -26,6 +27,9 @@ from trainables.rollout_worker import Rollout, SamplingPolicy
 from trainables.worker_group import WorkerGroup
 
 logger = logging.getLogger(__name__)
+
+Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
+"""Nonlinearities `trainables.networks.mlp` knows."""
 
 EPISODE_WINDOW = 100
 """Training episode metrics are means over this many most recent episodes, as in SB3."""
@@ -49,7 +53,7 @@ class AlgorithmConfig:
     """Seeds torch, numpy and every env, so a config trains the same way twice."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Units per hidden layer of each network."""
-    activation: Literal["tanh", "relu", "elu", "leaky_relu"] = "tanh"
+    activation: Activation = "tanh"
     """Nonlinearity between hidden layers."""
     normalize_obs: bool = False
     """Standardize observations with running statistics (kept in checkpoints)."""
@@ -84,9 +88,9 @@ def learner_device(num_gpus: float) -> torch.device:
 class Algorithm(tune.Trainable):
     """Tune's Trainable lifecycle for an RL algorithm.
 
-    Each `step()` is one training iteration: the workers sample with the current weights,
-    `learn` updates the learner from those rollouts, and every `evaluation_interval`
-    iterations deterministic episodes measure the greedy policy.
+    Each `step()` is one training iteration of one or more rounds: the workers sample with
+    the current weights, `learn` updates the learner from those rollouts. Every
+    `evaluation_interval` iterations deterministic episodes measure the greedy policy.
     """
 
     config_class: ClassVar[type[AlgorithmConfig]]
@@ -119,11 +123,21 @@ class Algorithm(tune.Trainable):
         raise NotImplementedError
 
     def rollout_steps(self) -> int:
-        """Steps each worker env takes per iteration."""
+        """Steps each worker env takes per round of sampling."""
         raise NotImplementedError
 
+    def timesteps_per_iteration(self) -> int:
+        """Env steps an iteration covers at least: it repeats rounds of sampling then learning
+        until it has. The default makes every iteration a single round (PPO)."""
+        return 1
+
+    def sampling_weights(self) -> dict[str, Any]:
+        """What the workers load before a round: the policy's weights, plus any exploration
+        state the algorithm schedules (DQN's epsilon)."""
+        return self.policy.get_weights()
+
     def learn(self, rollouts: list[Rollout]) -> dict[str, float]:
-        """Update the learner from this iteration's rollouts; returns loss metrics."""
+        """Update the learner from one round's rollouts; returns loss metrics (NaN: no update)."""
         raise NotImplementedError
 
     def learner_state(self) -> dict[str, Any]:
@@ -172,19 +186,26 @@ class Algorithm(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         cfg = self.algo_config
-        start = time.perf_counter()
-        rollouts = self.workers.sample(self.policy.get_weights(), self.rollout_steps())
-        sample_time = time.perf_counter() - start
-        steps = sum(rollout.num_env_steps for rollout in rollouts)
-        self.timesteps_total += steps
-        for rollout in rollouts:
-            self.recent_returns.extend(rollout.episode_returns.tolist())
-            self.recent_lengths.extend(rollout.episode_lengths.tolist())
-            self.episodes_total += len(rollout.episode_returns)
-        learn_start = time.perf_counter()
-        result: dict[str, Any] = self.learn(rollouts)
-        learn_time = time.perf_counter() - learn_start
-        result.update(self._episode_metrics(rollouts))
+        steps = finished = 0
+        sample_time = learn_time = 0.0
+        round_metrics: list[dict[str, float]] = []
+        while not round_metrics or steps < self.timesteps_per_iteration():
+            start = time.perf_counter()
+            rollouts = self.workers.sample(self.sampling_weights(), self.rollout_steps())
+            sample_time += time.perf_counter() - start
+            round_steps = sum(rollout.num_env_steps for rollout in rollouts)
+            steps += round_steps
+            self.timesteps_total += round_steps
+            for rollout in rollouts:
+                self.recent_returns.extend(rollout.episode_returns.tolist())
+                self.recent_lengths.extend(rollout.episode_lengths.tolist())
+                finished += len(rollout.episode_returns)
+            start = time.perf_counter()
+            round_metrics.append(self.learn(rollouts))
+            learn_time += time.perf_counter() - start
+        self.episodes_total += finished
+        result: dict[str, Any] = _mean_over_rounds(round_metrics)
+        result.update(self._episode_metrics(finished))
         result.update(
             timesteps_total=self.timesteps_total,
             episodes_total=self.episodes_total,
@@ -197,8 +218,7 @@ class Algorithm(tune.Trainable):
         result.update({f"evaluation/{key}": value for key, value in self.last_evaluation.items()})
         return result
 
-    def _episode_metrics(self, rollouts: list[Rollout]) -> dict[str, float]:
-        finished = sum(len(rollout.episode_returns) for rollout in rollouts)
+    def _episode_metrics(self, finished: int) -> dict[str, float]:
         returns = np.asarray(self.recent_returns) if self.recent_returns else np.array([np.nan])
         lengths = np.asarray(self.recent_lengths) if self.recent_lengths else np.array([np.nan])
         return {
@@ -282,3 +302,13 @@ class Algorithm(tune.Trainable):
         policy = cls.make_policy(config, observation_space, action_space, device)
         policy.set_weights(payload["state"]["policy"])
         return policy
+
+
+def _mean_over_rounds(round_metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Each learner metric averaged over an iteration's rounds, skipping the NaNs of rounds
+    that made no update (an off-policy learner waiting for `learning_starts`)."""
+    means = {}
+    for key in round_metrics[0]:
+        values = [metrics[key] for metrics in round_metrics if not math.isnan(metrics[key])]
+        means[key] = float(np.mean(values)) if values else math.nan
+    return means

@@ -79,3 +79,100 @@ class ActorCritic(nn.Module):
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         out = self.actor(obs)
         return out if self.continuous else out.argmax(-1)
+
+
+class QNetwork(nn.Module):
+    """Action values Q(s, ·) for Discrete actions, [B, obs_dim] -> [B, num_actions].
+
+    The dueling head (Wang et al. 2016) splits the last hidden layer into a state-value
+    and an advantage stream, Q = V + A - mean(A): the value of a state is learned from
+    every action tried in it, not only from the action taken.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int],
+        activation: str,
+        dueling: bool = False,
+    ):
+        super().__init__()
+        self.dueling = dueling
+        if not dueling:
+            self.q = mlp(obs_dim, hidden_sizes, num_actions, activation)
+            return
+        *trunk_sizes, stream_size = hidden_sizes
+        if trunk_sizes:
+            self.trunk: nn.Module = nn.Sequential(
+                mlp(obs_dim, trunk_sizes[:-1], trunk_sizes[-1], activation, out_gain=np.sqrt(2)),
+                ACTIVATIONS[activation](),
+            )
+        else:
+            self.trunk = nn.Identity()
+        trunk_dim = trunk_sizes[-1] if trunk_sizes else obs_dim
+        self.value = mlp(trunk_dim, [stream_size], 1, activation)
+        self.advantage = mlp(trunk_dim, [stream_size], num_actions, activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.dueling:
+            return self.q(obs)
+        features = self.trunk(obs)
+        advantage = self.advantage(features)
+        return self.value(features) + advantage - advantage.mean(-1, keepdim=True)
+
+
+class SquashedGaussianActor(nn.Module):
+    """SAC's policy: a state-dependent diagonal Gaussian squashed by tanh into (-1, 1).
+
+    `sample` returns actions [B, action_dim] and their log-probabilities [B] under the
+    squashed distribution (Haarnoja et al. 2018, appendix C).
+    """
+
+    LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+    """Keeps the std in a range where exp() and the log-prob stay finite (as in SB3)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            mlp(obs_dim, hidden_sizes[:-1], hidden_sizes[-1], activation, out_gain=np.sqrt(2)),
+            ACTIVATIONS[activation](),
+        )
+        self.mean = _orthogonal(nn.Linear(hidden_sizes[-1], action_dim), 0.01)
+        self.log_std = _orthogonal(nn.Linear(hidden_sizes[-1], action_dim), 0.01)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.trunk(obs)
+        log_std = self.log_std(features).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        return self.mean(features), log_std
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self(obs)
+        gaussian = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
+        u = gaussian.rsample()  # reparameterized, so the actor loss differentiates through it
+        action = torch.tanh(u)
+        # log pi(a|s) = log N(u) - sum log(1 - tanh(u)^2); the correction in a stable form:
+        # log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)).
+        correction = 2 * (np.log(2) - u - nn.functional.softplus(-2 * u))
+        return action, (gaussian.log_prob(u) - correction).sum(-1)
+
+    def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action: the squashed mean."""
+        return torch.tanh(self(obs)[0])
+
+
+class TwinQ(nn.Module):
+    """Two independent critics Q1, Q2(s, a) for Box actions; [B, obs_dim], [B, action_dim] -> 2 x [B].
+
+    Taking the smaller of two estimates counters the overestimation a single critic
+    accumulates by maximizing over its own errors (Fujimoto et al. 2018).
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str):
+        super().__init__()
+        self.q1 = mlp(obs_dim + action_dim, hidden_sizes, 1, activation)
+        self.q2 = mlp(obs_dim + action_dim, hidden_sizes, 1, activation)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, action], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)

@@ -1,0 +1,252 @@
+"""Turn an Experiment into a Ray Tune run: Optuna search, scheduler, stopping, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+import yaml
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from experiments.experiment import Experiment, experiment_from_dict
+from experiments.progress import SweepProgress
+from experiments.schedulers import build_scheduler
+from trainables.config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENT_FILE = "experiment.yaml"
+"""The resolved experiment, written into each sweep folder (for --resume and `best`)."""
+STUDY_FILE = "optuna.db"
+BEST_CONFIG_FILE = "best_config.yaml"
+
+SAMPLERS = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed),
+    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed),
+}
+
+
+class TrialStopper(tune.Stopper):
+    """Ends a trial at the first of the experiment's stop conditions; never the whole sweep."""
+
+    def __init__(self, limits: dict[str, float], metric: str, mode: str, target: float | None):
+        self.limits = limits
+        self.metric = metric
+        self.mode = mode
+        self.target = target
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if any(result.get(key, 0) >= limit for key, limit in self.limits.items()):
+            return True
+        if self.target is None or self.metric not in result:
+            return False
+        value = result[self.metric]
+        return value >= self.target if self.mode == "max" else value <= self.target
+
+    def stop_all(self) -> bool:
+        return False
+
+
+@dataclass
+class SweepResult:
+    sweep_dir: Path
+    results: tune.ResultGrid
+    best: tune.Result | None
+
+    @property
+    def best_config_file(self) -> Path:
+        return self.sweep_dir / BEST_CONFIG_FILE
+
+
+def experiment_root(experiment: Experiment) -> Path:
+    return Path(experiment.results_dir).expanduser().resolve() / experiment.name
+
+
+def latest_sweep_dir(experiment_dir: Path) -> Path | None:
+    sweeps = sorted(p for p in experiment_dir.glob("*") if (p / EXPERIMENT_FILE).is_file())
+    return sweeps[-1] if sweeps else None
+
+
+def connect_ray(address: str | None) -> None:
+    """Join `address` (or RAY_ADDRESS) if given, else start a local Ray on this machine."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        # Our own single-user instance on this machine: no token authentication.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def check_cluster(experiment: Experiment, address: str | None) -> None:
+    """Fail before Ray starts when a trial cannot fit this machine; on a cluster, right after joining."""
+    if address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():
+        connect_ray(address)
+        resources = ray.cluster_resources()
+        experiment.check_resources(resources.get("CPU", 0), resources.get("GPU", 0))
+    else:
+        import torch
+
+        experiment.check_resources(os.cpu_count() or 1, torch.cuda.device_count())
+
+
+def build_searcher(experiment: Experiment, sweep_dir: Path) -> ConcurrencyLimiter:
+    """Optuna's define-by-run search over the experiment's space, persisted to SQLite so
+    optuna-dashboard can open the study while (or after) the sweep runs."""
+    searcher = OptunaSearch(
+        space=experiment.space(),
+        metric=experiment.metric,
+        mode=experiment.mode,
+        sampler=SAMPLERS[experiment.sampler](experiment.seed),
+        study_name=experiment.name,
+        storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / STUDY_FILE}"),
+    )
+    return ConcurrencyLimiter(searcher, max_concurrent=experiment.max_concurrent_trials)
+
+
+def build_stopper(experiment: Experiment) -> TrialStopper:
+    stop = experiment.stop
+    limits = {
+        key: value
+        for key, value in (
+            ("timesteps_total", stop.timesteps_total),
+            ("time_total_s", stop.time_total_s),
+            ("training_iteration", stop.training_iteration),
+        )
+        if value is not None
+    }
+    return TrialStopper(limits, experiment.metric, experiment.mode, stop.target)
+
+
+def trial_name(trial: Trial) -> str:
+    """Short trial names and folders: ALGO_ID (Tune's default packs every param into them)."""
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def progress(experiment: Experiment) -> SweepProgress:
+    return SweepProgress(
+        experiment.metric,
+        experiment.mode,
+        experiment.num_samples,
+        experiment.fixed_config,
+        build_stopper(experiment),
+    )
+
+
+def run_sweep(
+    experiment: Experiment,
+    *,
+    resume: bool = False,
+    address: str | None = None,
+    callbacks: list[tune.Callback] | None = None,
+) -> SweepResult:
+    """Run (or, with `resume`, continue the latest interrupted run of) an experiment's sweep."""
+    root = experiment_root(experiment)
+    check_cluster(experiment, address)
+    if resume:
+        sweep_dir = latest_sweep_dir(root)
+        if sweep_dir is None or not tune.Tuner.can_restore(str(sweep_dir)):
+            raise ConfigError(f"no sweep of {experiment.name!r} to resume under {str(root)!r}")
+    else:
+        sweep_dir = root / time.strftime("%Y%m%d-%H%M%S")
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=False)
+        except OSError as error:
+            raise ConfigError(f"cannot create results folder {str(sweep_dir)!r}: {error.strerror}") from None
+        (sweep_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    connect_ray(address)
+
+    if resume:
+        tuner = tune.Tuner.restore(
+            str(sweep_dir), trainable=experiment.trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        tuner = tune.Tuner(
+            experiment.trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=build_searcher(experiment, sweep_dir),
+                scheduler=build_scheduler(experiment.scheduler, experiment.metric, experiment.mode),
+                num_samples=experiment.num_samples,
+                time_budget_s=experiment.time_budget_s,
+                reuse_actors=experiment.scheduler.get("type") == "pbt",
+                trial_name_creator=trial_name,
+                trial_dirname_creator=trial_name,
+            ),
+            run_config=tune.RunConfig(
+                name=sweep_dir.name,
+                storage_path=str(sweep_dir.parent),
+                stop=build_stopper(experiment),
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=experiment.keep_checkpoints,
+                    checkpoint_score_attribute=experiment.metric,
+                    checkpoint_score_order=experiment.mode,
+                    checkpoint_frequency=experiment.checkpoint_frequency,
+                    checkpoint_at_end=True,
+                ),
+                failure_config=tune.FailureConfig(max_failures=experiment.max_failures),
+                callbacks=[*(callbacks or []), progress(experiment)],
+                verbose=0,
+            ),
+        )
+    results = tuner.fit()
+    best = best_result(results, experiment)
+    if best is not None:
+        write_best_config(sweep_dir, experiment, best)
+    return SweepResult(sweep_dir, results, best)
+
+
+def best_result(results: tune.ResultGrid, experiment: Experiment) -> tune.Result | None:
+    """The trial whose last reported metric is best (the score Optuna was told)."""
+    scored = [r for r in results if r.metrics and experiment.metric in r.metrics]
+    if not scored:
+        return None
+    return results.get_best_result(experiment.metric, experiment.mode, scope="last", filter_nan_and_inf=True)
+
+
+def write_best_config(sweep_dir: Path, experiment: Experiment, best: tune.Result) -> Path:
+    """A file `rlsweep train --config-file` accepts: the best trial's algorithm, env and config."""
+    config = {k: _plain(v) for k, v in best.config.items() if not k.startswith("__")}
+    document = {
+        "algorithm": experiment.algorithm,
+        "env": config.pop("env", experiment.env),
+        "config": config,
+        "metric": experiment.metric,
+        "score": float(best.metrics[experiment.metric]),
+        "checkpoint": best.checkpoint.path if best.checkpoint else None,
+    }
+    path = sweep_dir / BEST_CONFIG_FILE
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def load_sweep(path: str | Path) -> tuple[Path, Experiment]:
+    """A sweep folder, or an experiment folder (its latest sweep), with its experiment."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"results folder {str(path)!r} does not exist")
+    sweep_dir = path if (path / EXPERIMENT_FILE).is_file() else latest_sweep_dir(path)
+    if sweep_dir is None:
+        raise ConfigError(f"{str(path)!r} holds no rlsweep sweep (no {EXPERIMENT_FILE} found)")
+    data = yaml.safe_load((sweep_dir / EXPERIMENT_FILE).read_text())
+    return sweep_dir, experiment_from_dict(data)
+
+
+def _plain(value: Any) -> Any:
+    """YAML-safe: tuples become lists."""
+    if isinstance(value, tuple):
+        return list(value)
+    return value

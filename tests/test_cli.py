@@ -1,0 +1,119 @@
+"""The rlsweep CLI: real sweeps through Ray Tune, and one clear line for every bad input."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from experiments.cli import main
+
+TINY_SWEEP = [
+    "--num-samples", "4",
+    "--max-concurrent", "2",
+    "--set", "stop.timesteps_total=3000",
+    "--set", "scheduler.grace_period=1500",
+    "--set", "scheduler.max_t=3000",
+    "--set", "config.evaluation_interval=2",
+    "--set", "config.evaluation_num_episodes=2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory, ray_session):
+    results = tmp_path_factory.mktemp("results")
+    assert main(["sweep", "cartpole_ppo", *TINY_SWEEP, "--results-dir", str(results)]) == 0
+    (sweep_dir,) = (results / "cartpole_ppo").iterdir()
+    return sweep_dir
+
+
+def test_sweep_records_every_trial_in_the_optuna_study(finished_sweep):
+    study = optuna.load_study(study_name="cartpole_ppo", storage=f"sqlite:///{finished_sweep / 'optuna.db'}")
+    assert len(study.trials) == 4
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_sweep_writes_a_best_config(finished_sweep):
+    best = yaml.safe_load((finished_sweep / "best_config.yaml").read_text())
+    assert best["algorithm"] == "PPO"
+    assert best["env"] == "CartPole-v1"
+    assert "lr" in best["config"]
+
+
+def test_best_writes_a_config_that_train_accepts(finished_sweep, tmp_path, capsys):
+    output = tmp_path / "best.yaml"
+    assert main(["best", str(finished_sweep.parent), "--output", str(output)]) == 0
+    assert "algorithm: PPO" in capsys.readouterr().out
+    code = main(
+        ["train", "--config-file", str(output), "--timesteps", "1000", "--results-dir", str(tmp_path)]
+    )
+    assert code == 0
+    assert list((tmp_path / "train").glob("PPO_CartPole-v1_*/*/checkpoint_*/rlsweep_state.pt"))
+
+
+def test_list_names_algorithms_spaces_and_experiments(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "PPO" in out and "ppo" in out and "cartpole_ppo" in out
+
+
+def _experiment_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+BASE = "name: bad\nstop: {timesteps_total: 1000}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE + "num_sample: 3\n", "unknown experiment key 'num_sample' (did you mean 'num_samples'?)"),
+        (BASE + "num_samples: many\n", "experiment key 'num_samples' must be an integer"),
+        (BASE + "env: NoSuchEnv-v0\n", "unknown env 'NoSuchEnv-v0'"),
+        (BASE + "env: no_such_module:Env-v0\n", "unknown env 'no_such_module:Env-v0'"),
+        (BASE + "algorithm: TRPO\n", "unknown algorithm 'TRPO'"),
+        (BASE + "search_space: ppp\n", "unknown search space 'ppp' (did you mean 'ppo'?)"),
+        (BASE + "config: {lrr: 0.1}\n", "'config.lrr' is not a PPO config key (did you mean 'lr'?)"),
+        (
+            BASE + "search_params: {one_minus_gamma: {low: 1.5, high: 2}}\n",
+            "invalid config: config key 'gamma'",
+        ),
+        (BASE + "search_params: {learning_rate: 0.1}\n", "names ['learning_rate'], which search space"),
+        (BASE + "resources: {num_workers: 64}\n", "each trial needs 65 CPUs"),
+        (BASE + "scheduler: {type: hyperband}\n", "'scheduler.type' must be one of"),
+        (BASE + "scheduler: {type: asha, grace: 3}\n", "unknown experiment key 'scheduler.grace'"),
+        ("name: bad\nstop: {}\n", "needs at least one of timesteps_total"),
+        (BASE + "config: [1, 2\n", "is not valid YAML at line 4, column 1: expected ',' or ']'"),
+    ],
+)
+def test_bad_experiment_fails_with_one_clear_line(tmp_path, capsys, text, message):
+    code = main(["sweep", _experiment_file(tmp_path, text), "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_experiment_name_lists_the_shipped_ones(capsys):
+    assert main(["sweep", "no_such_experiment"]) == 2
+    assert "shipped experiments: " in capsys.readouterr().err
+
+
+def test_unwritable_results_dir_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["train", "--results-dir", str(blocker / "sub")]) == 2
+    assert "cannot create results folder" in capsys.readouterr().err
+
+
+def test_train_rejects_a_bad_config_before_starting_ray(capsys):
+    assert main(["train", "--algo", "PPO", "--set", "gamma=2"]) == 2
+    assert "config key 'gamma' must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_in_best_is_a_clear_error(tmp_path, capsys):
+    assert main(["best", str(tmp_path / "nothing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
