@@ -5,10 +5,12 @@ from pathlib import Path
 from trainables.algorithm import Algorithm, AlgorithmConfig
 from trainables.checkpoint import CheckpointError, read_checkpoint
 from trainables.config import ConfigError
+from trainables.dqn import DQN, DQNConfig
 from trainables.ppo import PPO, PPOConfig
 from trainables.rollout_worker import SamplingPolicy
+from trainables.sac import SAC, SACConfig
 
-ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO}
+ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "DQN": DQN, "SAC": SAC}
 """Algorithm names as experiment files and the CLI spell them."""
 
 
@@ -29,6 +31,6 @@ def load_policy(checkpoint: str | Path, device: str = "cpu") -> SamplingPolicy:
 
 
 __all__ = [
-    "ALGORITHMS", "PPO", "Algorithm", "AlgorithmConfig", "CheckpointError", "ConfigError",
-    "PPOConfig", "get_algorithm", "load_policy",
+    "ALGORITHMS", "DQN", "PPO", "SAC", "Algorithm", "AlgorithmConfig", "CheckpointError", "ConfigError",
+    "DQNConfig", "PPOConfig", "SACConfig", "get_algorithm", "load_policy",
 ]  # fmt: skip

@@ -37,6 +37,8 @@ class OffPolicyConfig(AlgorithmConfig):
     """Steps each worker env takes per round; a round is sampling, then `gradient_steps`."""
     gradient_steps: int = 1
     """Updates per round."""
+    n_step: int = 1
+    """Steps of real rewards summed before bootstrapping from the target networks."""
     timesteps_per_iteration: int = 1000
     """Env steps per Tune iteration (whole rounds, so at least this many); sets how often
     the trial reports, evaluates and can be checkpointed or stopped."""
@@ -53,6 +55,7 @@ class OffPolicyConfig(AlgorithmConfig):
         check_range("learning_starts", self.learning_starts, 0)
         check_range("train_freq", self.train_freq, 1)
         check_range("gradient_steps", self.gradient_steps, 1)
+        check_range("n_step", self.n_step, 1)
         check_range("timesteps_per_iteration", self.timesteps_per_iteration, 1)
         if self.learning_starts > self.buffer_size:
             raise ConfigError(
@@ -79,7 +82,6 @@ class OffPolicyAlgorithm(Algorithm):
     config_class: ClassVar[type[OffPolicyConfig]]
     update_metrics: ClassVar[tuple[str, ...]]
     """Keys `update` returns; NaN in rounds before learning starts, so every result has them."""
-    n_step: int = 1
     optimizers: list[torch.optim.Optimizer]
 
     def setup_learner(self) -> None:
@@ -87,7 +89,7 @@ class OffPolicyAlgorithm(Algorithm):
         action_shape = self.action_space.shape if self.policy.continuous else ()
         action_dtype = np.float32 if self.policy.continuous else np.int64
         self.replay_buffer = ReplayBuffer(
-            cfg.buffer_size, self.policy.obs_dim, action_shape, action_dtype, self.n_step, cfg.seed
+            cfg.buffer_size, self.policy.obs_dim, action_shape, action_dtype, cfg.n_step, cfg.seed
         )
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+
+from trainables.replay_buffer import ReplayBuffer, Transitions
+from trainables.rollout_worker import Rollout
+
+GAMMA = 0.5
+
+
+def _rollout(first_obs, rewards, terminated=None, truncated=None, valid=None) -> Rollout:
+    """One env; observation t is the number first_obs + t, so next_obs says how far a window went."""
+    steps = len(rewards)
+    column = lambda values, dtype: np.asarray(values, dtype=dtype).reshape(steps, 1)  # noqa: E731
+    no = [False] * steps
+    return Rollout(
+        obs=np.arange(first_obs, first_obs + steps + 1, dtype=np.float32).reshape(steps + 1, 1, 1),
+        actions=np.arange(steps).reshape(steps, 1),
+        rewards=column(rewards, np.float32),
+        terminated=column(terminated or no, bool),
+        truncated=column(truncated or no, bool),
+        valid=column(valid or [True] * steps, bool),
+        extras={},
+        episode_returns=np.empty(0),
+        episode_lengths=np.empty(0, dtype=np.int64),
+        sample_time_s=0.0,
+    )
+
+
+def _buffer(n_step=1, capacity=100) -> ReplayBuffer:
+    return ReplayBuffer(capacity, obs_dim=1, action_shape=(), action_dtype=np.int64, n_step=n_step)
+
+
+def _stored(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
+    """The buffer's transitions, oldest first."""
+    return buffer.state_dict(include_transitions=True)["transitions"]
+
+
+def test_one_step_transitions_pair_each_valid_step_with_its_true_next_observation():
+    buffer = _buffer()
+    # Step 1 ends an episode; step 2 is the autoreset step, which is not a transition.
+    buffer.add_rollout(_rollout(0, [1, 2, 0, 3], truncated=[0, 1, 0, 0], valid=[1, 1, 0, 1]), 0, GAMMA)
+    stored = _stored(buffer)
+    np.testing.assert_array_equal(stored["obs"][:, 0], [0, 1, 3])
+    np.testing.assert_array_equal(stored["next_obs"][:, 0], [1, 2, 4])
+    np.testing.assert_array_equal(stored["discounts"], [GAMMA] * 3)
+
+
+def test_n_step_return_sums_discounted_rewards_then_bootstraps_n_steps_later():
+    buffer = _buffer(n_step=3)
+    buffer.add_rollout(_rollout(0, [1, 2, 4, 8]), 0, GAMMA)
+    stored = _stored(buffer)
+    assert stored["rewards"] == pytest.approx([1 + 0.5 * 2 + 0.25 * 4, 2 + 0.5 * 4 + 0.25 * 8])
+    np.testing.assert_array_equal(stored["next_obs"][:, 0], [3, 4])
+    assert stored["discounts"] == pytest.approx([GAMMA**3] * 2)
+    assert not stored["terminated"].any()
+
+
+def test_termination_ends_the_window_without_bootstrap():
+    buffer = _buffer(n_step=3)
+    buffer.add_rollout(
+        _rollout(0, [1, 2, 0, 5, 5], terminated=[0, 1, 0, 0, 0], valid=[1, 1, 0, 1, 1]), 0, GAMMA
+    )
+    stored = _stored(buffer)
+    assert stored["rewards"] == pytest.approx([1 + 0.5 * 2, 2])
+    np.testing.assert_array_equal(stored["terminated"], [True, True])
+
+
+def test_truncation_ends_the_window_and_bootstraps_from_the_final_observation():
+    buffer = _buffer(n_step=3)
+    buffer.add_rollout(
+        _rollout(0, [1, 2, 0, 5, 5], truncated=[0, 1, 0, 0, 0], valid=[1, 1, 0, 1, 1]), 0, GAMMA
+    )
+    stored = _stored(buffer)
+    assert stored["rewards"][0] == pytest.approx(1 + 0.5 * 2)
+    assert stored["next_obs"][0, 0] == 2  # the final observation of the cut episode
+    assert stored["discounts"][0] == pytest.approx(GAMMA**2)
+    assert not stored["terminated"][0]
+
+
+def test_n_step_windows_continue_into_the_same_workers_next_rollout():
+    buffer = _buffer(n_step=3)
+    buffer.add_rollout(_rollout(0, [1, 1]), source=0, gamma=GAMMA)
+    assert len(buffer) == 0  # both windows still open
+    buffer.add_rollout(_rollout(2, [1, 1]), source=0, gamma=GAMMA)
+    stored = _stored(buffer)
+    np.testing.assert_array_equal(stored["obs"][:, 0], [0, 1])
+    np.testing.assert_array_equal(stored["next_obs"][:, 0], [3, 4])
+    assert stored["rewards"] == pytest.approx([1.75, 1.75])
+
+
+def test_full_buffer_overwrites_the_oldest_transitions():
+    buffer = _buffer(capacity=3)
+    buffer.add_rollout(_rollout(0, [1, 1]), 0, GAMMA)
+    buffer.add_rollout(_rollout(2, [1, 1, 1]), 0, GAMMA)
+    assert len(buffer) == 3
+    np.testing.assert_array_equal(_stored(buffer)["obs"][:, 0], [2, 3, 4])
+
+
+def test_samples_have_batch_shapes_for_box_actions():
+    buffer = ReplayBuffer(10, obs_dim=3, action_shape=(2,), action_dtype=np.float32)
+    buffer.add(
+        Transitions(
+            obs=np.ones((4, 3), np.float32),
+            actions=np.ones((4, 2), np.float32),
+            rewards=np.ones(4, np.float32),
+            next_obs=np.ones((4, 3), np.float32),
+            terminated=np.zeros(4, bool),
+            discounts=np.ones(4, np.float32),
+        )
+    )
+    batch = buffer.sample(7)
+    assert batch.obs.shape == (7, 3)
+    assert batch.actions.shape == (7, 2)
+    assert batch.rewards.shape == batch.terminated.shape == batch.discounts.shape == (7,)
+
+
+def test_state_dict_round_trip_restores_transitions_in_order_and_the_sampling_rng():
+    buffer = _buffer(capacity=3)
+    buffer.add_rollout(_rollout(0, [1, 2, 3, 4]), 0, GAMMA)
+    restored = _buffer(capacity=3)
+    restored.load_state_dict(buffer.state_dict(include_transitions=True))
+    np.testing.assert_array_equal(_stored(restored)["obs"], _stored(buffer)["obs"])
+    np.testing.assert_array_equal(restored.sample(5).obs, buffer.sample(5).obs)
