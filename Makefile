@@ -6,7 +6,11 @@ EXP ?= cartpole_ppo
 RESULTS ?= results
 SEEDS ?= 5
 
-.PHONY: setup test lint bench clean
+ALGO ?= PPO
+ENV ?= CartPole-v1
+ARGS ?=
+
+.PHONY: setup sweep train test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,6 +22,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $@
+
+# The main job: a small sweep with embedded defaults (local Ray, Optuna study in SQLite,
+# TensorBoard files under $(RESULTS)). `make sweep EXP=pendulum_ppo ARGS="--num-samples 16"`.
+sweep: setup
+	$(BIN)/rlsweep sweep $(EXP) --results-dir $(RESULTS) $(ARGS)
+
+# One trial with a fixed config: `make train ALGO=PPO ENV=Pendulum-v1 ARGS="--set lr=1e-3"`.
+train: setup
+	$(BIN)/rlsweep train --algo $(ALGO) --env $(ENV) --results-dir $(RESULTS) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest

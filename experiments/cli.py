@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -22,6 +24,9 @@ USER_ERRORS = (ConfigError, CheckpointError)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        # Tune's INFO/WARNING chatter (snapshot timings, metric fetch retries) drowns the progress lines.
+        logging.getLogger("ray.tune").setLevel(logging.ERROR)
     # Short CartPole iterations trigger Tune's snapshot-frequency warning without harm.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     try:
@@ -121,8 +126,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             overrides[key] = value
     experiment = load_experiment(args.experiment, overrides)
     started = time.perf_counter()
+    # Tune stops gracefully on SIGINT (saving state to resume from); treat SIGTERM, which
+    # schedulers and `kill` send, the same way.
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     outcome = run_sweep(experiment, resume=args.resume, address=args.address)
     print_sweep_summary(experiment, outcome, time.perf_counter() - started)
+    if outcome.interrupted:
+        resume = f"rlsweep sweep {args.experiment} --resume"
+        if args.results_dir:
+            resume += f" --results-dir {args.results_dir}"
+        print(f"Sweep interrupted; finished trials are kept. Continue it with: {resume}")
+        return 130
     return 0 if outcome.best is not None else 1
 
 
@@ -135,9 +149,10 @@ def print_sweep_summary(experiment: Any, outcome: Any, elapsed_s: float) -> None
     early = [r for r in results if not r.error and r.metrics and not stopper("", r.metrics)]
     print()
     finished = len(results) - len(errored) - len(early)
+    early_label = "stopped early or interrupted" if outcome.interrupted else "stopped early by the scheduler"
     print(
         f"Sweep {experiment.name!r}: {len(results)} trials ({finished} ran to a stop condition, "
-        f"{len(early)} stopped early by the scheduler, {len(errored)} failed) in {elapsed_s:.0f} s"
+        f"{len(early)} {early_label}, {len(errored)} failed) in {elapsed_s:.0f} s"
     )
     if outcome.best is None:
         print(f"No trial reported {experiment.metric!r}; nothing to recommend.")
@@ -224,8 +239,10 @@ def _read_config_file(path: str) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file {path!r} does not exist")
+    from experiments.experiment import load_yaml
+
     try:
-        document = yaml.safe_load(file.read_text())
+        document = load_yaml(file.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path!r} is not valid YAML: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):

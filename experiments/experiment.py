@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -194,6 +195,22 @@ class Experiment:
         return dataclasses.asdict(self)
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where `1e-3` is a string; YAML 1.2 and every RL config
+    author read it as a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
 def resolve_experiment_path(name_or_path: str) -> Path:
     """A file path as given, or the name of a shipped experiment (with or without .yaml)."""
     path = Path(name_or_path)
@@ -216,7 +233,7 @@ def load_experiment(name_or_path: str, overrides: dict[str, Any] | None = None) 
     """Read, override and validate an experiment; every problem is a one-line ConfigError."""
     path = resolve_experiment_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"experiment file {str(path)!r} is not valid YAML{_yaml_location(error)}") from None
     if not isinstance(data, dict):
@@ -262,6 +279,6 @@ def parse_assignment(assignment: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"expected key=value, got {assignment!r}")
     try:
-        return key.strip(), yaml.safe_load(raw)
+        return key.strip(), load_yaml(raw)
     except yaml.YAMLError:
         return key.strip(), raw

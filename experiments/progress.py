@@ -47,9 +47,11 @@ class SweepProgress(tune.Callback):
         self.fixed_keys = set(fixed_config)
         self.stopped_by_condition = stopped_by_condition
         self._out = out
-        self.started = time.monotonic()
-        self.last_status = self.started
-        self.trials_started = 0
+        self.started = self.last_status = time.monotonic()
+
+    def setup(self, **info: Any) -> None:
+        # Called at the start of every run, including a resumed one.
+        self.started = self.last_status = time.monotonic()
 
     @property
     def out(self) -> TextIO:
@@ -63,8 +65,8 @@ class SweepProgress(tune.Callback):
             k: v for k, v in trial.config.items() if k not in self.fixed_keys and not k.startswith("__")
         }
         params = " ".join(f"{k}={_format_value(v)}" for k, v in sorted(sampled.items()))
-        self.trials_started += 1
-        self._print(f"trial {trial.trial_id} started ({self.trials_started}/{self.num_samples}): {params}")
+        started = sum(t.status != Trial.PENDING for t in trials)
+        self._print(f"trial {trial.trial_id} started ({started}/{self.num_samples}): {params}")
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         result = trial.last_result or {}

@@ -17,7 +17,7 @@ from ray.tune.experiment import Trial
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from experiments.experiment import Experiment, experiment_from_dict
+from experiments.experiment import Experiment, experiment_from_dict, load_yaml
 from experiments.progress import SweepProgress
 from experiments.schedulers import build_scheduler
 from trainables.config import ConfigError
@@ -64,6 +64,8 @@ class SweepResult:
     sweep_dir: Path
     results: tune.ResultGrid
     best: tune.Result | None
+    interrupted: bool
+    """Stopped by Ctrl-C/SIGTERM before every trial finished; `--resume` continues it."""
 
     @property
     def best_config_file(self) -> Path:
@@ -202,11 +204,18 @@ def run_sweep(
                 verbose=0,
             ),
         )
+    started = time.monotonic()
     results = tuner.fit()
     best = best_result(results, experiment)
     if best is not None:
         write_best_config(sweep_dir, experiment, best)
-    return SweepResult(sweep_dir, results, best)
+    done = results.num_terminated + results.num_errors
+    out_of_time = (
+        experiment.time_budget_s is not None and time.monotonic() - started >= experiment.time_budget_s
+    )
+    return SweepResult(
+        sweep_dir, results, best, interrupted=done < experiment.num_samples and not out_of_time
+    )
 
 
 def best_result(results: tune.ResultGrid, experiment: Experiment) -> tune.Result | None:
@@ -241,7 +250,7 @@ def load_sweep(path: str | Path) -> tuple[Path, Experiment]:
     sweep_dir = path if (path / EXPERIMENT_FILE).is_file() else latest_sweep_dir(path)
     if sweep_dir is None:
         raise ConfigError(f"{str(path)!r} holds no rlsweep sweep (no {EXPERIMENT_FILE} found)")
-    data = yaml.safe_load((sweep_dir / EXPERIMENT_FILE).read_text())
+    data = load_yaml((sweep_dir / EXPERIMENT_FILE).read_text())
     return sweep_dir, experiment_from_dict(data)
 
 
