@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep")
     _add_address(sweep)
+    _add_mlflow(sweep)
     sweep.set_defaults(handler=cmd_sweep)
 
     train = commands.add_parser("train", help="train one trial with a fixed config")
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-freq", type=int, default=10, help="checkpoint every N iterations")
     train.add_argument("--results-dir", default="results", help="default: results")
     _add_address(train)
+    _add_mlflow(train)
     train.set_defaults(handler=cmd_train)
 
     best = commands.add_parser("best", help="print and save the best config of a finished sweep")
@@ -97,6 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="algorithms, search spaces and shipped experiments")
     listing.set_defaults(handler=cmd_list)
+
+    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweeps' tracking store")
+    ui.add_argument("--results-dir", default="results", help="whose mlflow.db to open (default: results)")
+    ui.add_argument(
+        "--mlflow-uri", help="another tracking store (default: $MLFLOW_TRACKING_URI, else RESULTS/mlflow.db)"
+    )
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=cmd_ui)
+
+    board = commands.add_parser("tensorboard", help="serve TensorBoard on the latest sweep")
+    board.add_argument(
+        "results_dir", nargs="?", default="results", help="results, an experiment or a sweep folder"
+    )
+    board.add_argument("--port", type=int, default=6006)
+    board.set_defaults(handler=cmd_tensorboard)
     return parser
 
 
@@ -104,6 +122,15 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address", help="join this Ray cluster (default: $RAY_ADDRESS, else start Ray on this machine)"
     )
+
+
+def _add_mlflow(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mlflow-uri",
+        help="MLflow tracking store, e.g. http://host:5000 (default: $MLFLOW_TRACKING_URI, else mlflow.db "
+        "in the results folder)",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="log to TensorBoard and local files only")
 
 
 def _parse_overrides(assignments: list[str]) -> dict[str, Any]:
@@ -129,7 +156,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # Tune stops gracefully on SIGINT (saving state to resume from); treat SIGTERM, which
     # schedulers and `kill` send, the same way.
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    outcome = run_sweep(experiment, resume=args.resume, address=args.address)
+    outcome = run_sweep(
+        experiment,
+        resume=args.resume,
+        address=args.address,
+        mlflow_uri=args.mlflow_uri,
+        track_mlflow=not args.no_mlflow,
+    )
     print_sweep_summary(experiment, outcome, time.perf_counter() - started)
     if outcome.interrupted:
         resume = f"rlsweep sweep {args.experiment} --resume"
@@ -170,13 +203,17 @@ def print_sweep_summary(experiment: Any, outcome: Any, elapsed_s: float) -> None
             print(f"Best checkpoint:  {document['checkpoint']}")
     print(f"Results:      {outcome.sweep_dir}")
     print(f"Optuna study: sqlite:///{outcome.sweep_dir / STUDY_FILE}  (optuna-dashboard can open it)")
-    print(f"TensorBoard:  tensorboard --logdir {outcome.sweep_dir}")
+    print(f"TensorBoard:  rlsweep tensorboard {outcome.sweep_dir}")
+    if outcome.mlflow_uri:
+        print(f"MLflow:       {outcome.mlflow_uri}  (experiment {experiment.name!r}; rlsweep ui to browse)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ray import tune
 
+    from experiments.mlflow_tracking import MLflowTrialLogger, Tracking, default_tracking_uri, find_trial_run
     from experiments.runner import connect_ray
+    from experiments.tensorboard_logging import TensorBoardLogger
     from trainables import get_algorithm
     from trainables.config import build_config
 
@@ -202,6 +239,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     stop: dict[str, float] = {"timesteps_total": args.timesteps}
     if args.time_s:
         stop["time_total_s"] = args.time_s
+    callbacks: list[Any] = [TensorBoardLogger()]
+    tracking = None
+    if not args.no_mlflow:
+        tracking = Tracking(
+            args.mlflow_uri or default_tracking_uri(args.results_dir), "train", results_dir.parent
+        )
+        callbacks.append(MLflowTrialLogger(tracking))
     connect_ray(args.address)
     env_slug = config["env"].replace(":", "_").replace("/", "_")
     name = f"{algorithm.__name__}_{env_slug}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -232,6 +276,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"Results:    {trial.path}")
     if checkpoint is not None:
         print(f"Checkpoint: {checkpoint.path}")
+    if tracking is not None and checkpoint is not None:
+        run_id = tracking.call(lambda: find_trial_run(tracking, trial.trial_id, None), "finding the run")
+        if run_id:
+            tracking.call(
+                lambda: tracking.client.log_artifacts(run_id, checkpoint.path, "checkpoint"),
+                "logging the checkpoint",
+            )
+            print(f"MLflow:     {tracking.tracking_uri}  (experiment 'train', run {run_id})")
     return 0
 
 
@@ -293,6 +345,50 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in list_experiments():
         print(f"  {name}")
     return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from experiments.mlflow_tracking import default_tracking_uri
+
+    uri = args.mlflow_uri or default_tracking_uri(args.results_dir)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"no MLflow store at {uri}; run a sweep first, or pass --mlflow-uri")
+    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    return _serve(
+        [_tool("mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
+    )
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    from experiments.runner import latest_sweep_dir
+
+    path = Path(args.results_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"results folder {str(path)!r} does not exist")
+    # A sweep folder as given; else the newest sweep below (sweep folder names are timestamps).
+    candidates = [p for p in [latest_sweep_dir(path), *map(latest_sweep_dir, path.iterdir())] if p]
+    logdir = (
+        path if (path / "experiment.yaml").is_file() else max(candidates, key=lambda p: p.name, default=path)
+    )
+    print(f"TensorBoard for {logdir} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    return _serve(
+        [_tool("tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(args.port)]
+    )
+
+
+def _tool(name: str) -> str:
+    """A console script installed beside this Python (the venv's), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else name
+
+
+def _serve(command: list[str]) -> int:
+    try:
+        return subprocess.run(command, check=False).returncode
+    except FileNotFoundError:
+        raise ConfigError(f"{command[0]} is not installed; run `make setup`") from None
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class SweepProgress(tune.Callback):
             k: v for k, v in trial.config.items() if k not in self.fixed_keys and not k.startswith("__")
         }
         params = " ".join(f"{k}={_format_value(v)}" for k, v in sorted(sampled.items()))
-        started = sum(t.status != Trial.PENDING for t in trials)
+        started = sum(t.status != Trial.PENDING or t is trial for t in trials)
         self._print(f"trial {trial.trial_id} started ({started}/{self.num_samples}): {params}")
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

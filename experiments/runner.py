@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import os
 import time
@@ -18,8 +20,12 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from experiments.experiment import Experiment, experiment_from_dict, load_yaml
+from experiments.hyperparameters import trial_hyperparameters
+from experiments.mlflow_tracking import MLflowTrialLogger, SweepRun, Tracking, default_tracking_uri
 from experiments.progress import SweepProgress
 from experiments.schedulers import build_scheduler
+from experiments.sweep_report import write_study_plots, write_trials_table
+from experiments.tensorboard_logging import TensorBoardLogger
 from trainables.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -27,6 +33,8 @@ logger = logging.getLogger(__name__)
 EXPERIMENT_FILE = "experiment.yaml"
 """The resolved experiment, written into each sweep folder (for --resume and `best`)."""
 STUDY_FILE = "optuna.db"
+SPACE_FILE = "search_space.py"
+"""The search space's source as the sweep ran it (narrowing is in experiment.yaml)."""
 BEST_CONFIG_FILE = "best_config.yaml"
 
 SAMPLERS = {
@@ -66,6 +74,8 @@ class SweepResult:
     best: tune.Result | None
     interrupted: bool
     """Stopped by Ctrl-C/SIGTERM before every trial finished; `--resume` continues it."""
+    mlflow_uri: str | None
+    """The tracking store the sweep logged to; None when MLflow was off or unreachable."""
 
     @property
     def best_config_file(self) -> Path:
@@ -154,56 +164,45 @@ def run_sweep(
     *,
     resume: bool = False,
     address: str | None = None,
-    callbacks: list[tune.Callback] | None = None,
+    mlflow_uri: str | None = None,
+    track_mlflow: bool = True,
 ) -> SweepResult:
-    """Run (or, with `resume`, continue the latest interrupted run of) an experiment's sweep."""
+    """Run (or, with `resume`, continue the latest interrupted run of) an experiment's sweep.
+
+    Every trial logs TensorBoard files into its folder and, unless `track_mlflow` is off, a
+    child run under the sweep's MLflow run (store: `mlflow_uri`, else MLFLOW_TRACKING_URI,
+    else results_dir/mlflow.db).
+    """
     root = experiment_root(experiment)
     check_cluster(experiment, address)
-    if resume:
-        sweep_dir = latest_sweep_dir(root)
-        if sweep_dir is None or not tune.Tuner.can_restore(str(sweep_dir)):
-            raise ConfigError(f"no sweep of {experiment.name!r} to resume under {str(root)!r}")
-    else:
-        sweep_dir = root / time.strftime("%Y%m%d-%H%M%S")
-        try:
-            sweep_dir.mkdir(parents=True, exist_ok=False)
-        except OSError as error:
-            raise ConfigError(f"cannot create results folder {str(sweep_dir)!r}: {error.strerror}") from None
-        (sweep_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    sweep_dir = _resumable_sweep_dir(root, experiment) if resume else _new_sweep_dir(root, experiment)
+    sweep_run = None
+    if track_mlflow:
+        tracking = Tracking(
+            mlflow_uri or default_tracking_uri(experiment.results_dir), experiment.name, root.parent
+        )
+        sweep_run = SweepRun.start(
+            tracking, sweep_dir, sweep_params(experiment), _sweep_inputs(experiment, sweep_dir)
+        )
     connect_ray(address)
 
     if resume:
+        # The restored run keeps the callbacks (and so the MLflow parent) it was started with.
         tuner = tune.Tuner.restore(
             str(sweep_dir), trainable=experiment.trainable, resume_unfinished=True, resume_errored=True
         )
     else:
-        tuner = tune.Tuner(
-            experiment.trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=build_searcher(experiment, sweep_dir),
-                scheduler=build_scheduler(experiment.scheduler, experiment.metric, experiment.mode),
-                num_samples=experiment.num_samples,
-                time_budget_s=experiment.time_budget_s,
-                reuse_actors=experiment.scheduler.get("type") == "pbt",
-                trial_name_creator=trial_name,
-                trial_dirname_creator=trial_name,
-            ),
-            run_config=tune.RunConfig(
-                name=sweep_dir.name,
-                storage_path=str(sweep_dir.parent),
-                stop=build_stopper(experiment),
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=experiment.keep_checkpoints,
-                    checkpoint_score_attribute=experiment.metric,
-                    checkpoint_score_order=experiment.mode,
-                    checkpoint_frequency=experiment.checkpoint_frequency,
-                    checkpoint_at_end=True,
-                ),
-                failure_config=tune.FailureConfig(max_failures=experiment.max_failures),
-                callbacks=[*(callbacks or []), progress(experiment)],
-                verbose=0,
-            ),
-        )
+        callbacks: list[tune.Callback] = [TensorBoardLogger(experiment.metric), progress(experiment)]
+        if sweep_run is not None:
+            callbacks.append(
+                MLflowTrialLogger(
+                    sweep_run.tracking,
+                    sweep_run.run_id,
+                    params_at_end=experiment.scheduler.get("type") == "pbt",
+                    stopped_by_condition=build_stopper(experiment),
+                )
+            )
+        tuner = _new_tuner(experiment, sweep_dir, callbacks)
     started = time.monotonic()
     results = tuner.fit()
     best = best_result(results, experiment)
@@ -213,8 +212,113 @@ def run_sweep(
     out_of_time = (
         experiment.time_budget_s is not None and time.monotonic() - started >= experiment.time_budget_s
     )
-    return SweepResult(
-        sweep_dir, results, best, interrupted=done < experiment.num_samples and not out_of_time
+    outcome = SweepResult(
+        sweep_dir,
+        results,
+        best,
+        interrupted=done < experiment.num_samples and not out_of_time,
+        mlflow_uri=None,
+    )
+    report = [write_trials_table(results, sweep_dir)]
+    report += write_study_plots(f"sqlite:///{sweep_dir / STUDY_FILE}", experiment.name, sweep_dir)
+    if sweep_run is not None:
+        _finish_sweep_run(sweep_run, experiment, outcome, report)
+        if sweep_run.tracking.enabled:
+            outcome.mlflow_uri = sweep_run.tracking.tracking_uri
+    return outcome
+
+
+def _new_sweep_dir(root: Path, experiment: Experiment) -> Path:
+    sweep_dir = root / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=False)
+    except OSError as error:
+        raise ConfigError(f"cannot create results folder {str(sweep_dir)!r}: {error.strerror}") from None
+    (sweep_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    (sweep_dir / SPACE_FILE).write_text(inspect.getsource(experiment.space().sample))
+    return sweep_dir
+
+
+def _resumable_sweep_dir(root: Path, experiment: Experiment) -> Path:
+    sweep_dir = latest_sweep_dir(root)
+    if sweep_dir is None or not tune.Tuner.can_restore(str(sweep_dir)):
+        raise ConfigError(f"no sweep of {experiment.name!r} to resume under {str(root)!r}")
+    return sweep_dir
+
+
+def _sweep_inputs(experiment: Experiment, sweep_dir: Path) -> list[Path]:
+    return [sweep_dir / EXPERIMENT_FILE, sweep_dir / SPACE_FILE]
+
+
+def sweep_params(experiment: Experiment) -> dict[str, Any]:
+    """What the sweep's MLflow run records as params: the search setup, not every trial key."""
+    params: dict[str, Any] = {
+        "algorithm": experiment.algorithm,
+        "env": experiment.env,
+        "search_space": experiment.space_name,
+        "sampler": experiment.sampler,
+        "scheduler": experiment.scheduler.get("type", "fifo"),
+        "metric": experiment.metric,
+        "mode": experiment.mode,
+        "num_samples": experiment.num_samples,
+        "max_concurrent_trials": experiment.max_concurrent_trials,
+        "seed": experiment.seed,
+    }
+    params.update({f"stop.{k}": v for k, v in dataclasses.asdict(experiment.stop).items() if v is not None})
+    params.update({f"scheduler.{k}": v for k, v in experiment.scheduler.items() if k != "type"})
+    params.update({f"search_params.{k}": v for k, v in experiment.search_params.items()})
+    params.update({f"config.{k}": v for k, v in experiment.config.items()})
+    return params
+
+
+def _finish_sweep_run(
+    sweep_run: SweepRun, experiment: Experiment, outcome: SweepResult, report: list[Path]
+) -> None:
+    best = outcome.best
+    results = list(outcome.results)
+    counts = {
+        "trials_total": len(results),
+        "trials_failed": sum(r.error is not None for r in results),
+    }
+    artifacts = [outcome.best_config_file] if best is not None else []
+    sweep_run.finish(
+        best_score=float(best.metrics[experiment.metric]) if best is not None else None,
+        best_params=trial_hyperparameters(best.config) if best is not None else {},
+        metrics=counts,
+        artifacts=artifacts + report,
+        best_trial_id=best.metrics.get("trial_id") if best is not None else None,
+        best_checkpoint=Path(best.checkpoint.path) if best is not None and best.checkpoint else None,
+        interrupted=outcome.interrupted,
+    )
+
+
+def _new_tuner(experiment: Experiment, sweep_dir: Path, callbacks: list[tune.Callback]) -> tune.Tuner:
+    return tune.Tuner(
+        experiment.trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=build_searcher(experiment, sweep_dir),
+            scheduler=build_scheduler(experiment.scheduler, experiment.metric, experiment.mode),
+            num_samples=experiment.num_samples,
+            time_budget_s=experiment.time_budget_s,
+            reuse_actors=experiment.scheduler.get("type") == "pbt",
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=sweep_dir.name,
+            storage_path=str(sweep_dir.parent),
+            stop=build_stopper(experiment),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=experiment.keep_checkpoints,
+                checkpoint_score_attribute=experiment.metric,
+                checkpoint_score_order=experiment.mode,
+                checkpoint_frequency=experiment.checkpoint_frequency,
+                checkpoint_at_end=True,
+            ),
+            failure_config=tune.FailureConfig(max_failures=experiment.max_failures),
+            callbacks=callbacks,
+            verbose=0,
+        ),
     )
 
 

@@ -1,0 +1,39 @@
+"""A trial's hyperparameters as trackers record them: flat scalars, readable sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Scalar = str | bool | int | float
+
+
+def trial_hyperparameters(config: dict[str, Any]) -> dict[str, Scalar]:
+    """The trial's config without Tune's bookkeeping keys; sequences such as hidden sizes
+    become "64x64", mappings (env_config) are dropped unless empty-free scalars inside."""
+    params: dict[str, Scalar] = {}
+    for key, value in sorted(config.items()):
+        if key.startswith("__") or value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            params[key] = "x".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            params.update(
+                {f"{key}.{k}": v for k, v in value.items() if isinstance(v, (str, bool, int, float))}
+            )
+        elif isinstance(value, (str, bool, int, float)):
+            params[key] = value
+        else:
+            params[key] = str(value)
+    return params
+
+
+def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers in a Tune result (bools and Tune's bookkeeping fields excluded)."""
+    skip = {"done", "trial_id", "pid", "date", "hostname", "node_ip", "timestamp", "should_checkpoint"}
+    metrics = {}
+    for key, value in result.items():
+        if key in skip or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value == value and abs(value) != float("inf"):  # NaN and inf carry no curve
+            metrics[key] = float(value)
+    return metrics
