@@ -258,6 +258,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_config=tune.CheckpointConfig(
             checkpoint_frequency=args.checkpoint_freq, checkpoint_at_end=True
         ),
+        callbacks=callbacks,
         verbose=1,
     )
     trial = analysis.trials[0]

@@ -9,9 +9,9 @@ TensorBoard and its local files.
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +25,6 @@ from ray.tune.experiment import Trial
 from ray.tune.logger import LoggerCallback
 
 from experiments.hyperparameters import numeric_metrics, trial_hyperparameters
-
-logger = logging.getLogger(__name__)
 
 # An unreachable HTTP store must fail in seconds, not after minutes of exponential backoff.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -90,13 +88,12 @@ class Tracking:
             return action()
         except Exception as error:
             _unreachable.add(self.tracking_uri)
-            logger.warning(
-                "MLflow tracking at %s failed while %s (%s: %s); the sweep continues, logging to "
-                "TensorBoard and its results folder only",
-                self.tracking_uri,
-                what,
-                type(error).__name__,
-                str(error).splitlines()[0] if str(error) else "",
+            detail = str(error).splitlines()[0] if str(error) else ""
+            print(
+                f"rlsweep: warning: MLflow tracking at {self.tracking_uri} failed while {what} "
+                f"({type(error).__name__}: {detail}); carrying on with TensorBoard and local files only",
+                file=sys.stderr,
+                flush=True,
             )
             return None
 

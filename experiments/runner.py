@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import ray
 import yaml
 from ray import tune
 from ray.tune.experiment import Trial
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm
 from ray.tune.search.optuna import OptunaSearch
 
 from experiments.experiment import Experiment, experiment_from_dict, load_yaml
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 EXPERIMENT_FILE = "experiment.yaml"
 """The resolved experiment, written into each sweep folder (for --resume and `best`)."""
 STUDY_FILE = "optuna.db"
+POPULATION_KEY = "__population_member"
+"""Under PBT, the config key (ignored by trainables) naming a trial's initial population member."""
 SPACE_FILE = "search_space.py"
 """The search space's source as the sweep ran it (narrowing is in experiment.yaml)."""
 BEST_CONFIG_FILE = "best_config.yaml"
@@ -116,18 +119,70 @@ def check_cluster(experiment: Experiment, address: str | None) -> None:
         experiment.check_resources(os.cpu_count() or 1, torch.cuda.device_count())
 
 
-def build_searcher(experiment: Experiment, sweep_dir: Path) -> ConcurrencyLimiter:
-    """Optuna's define-by-run search over the experiment's space, persisted to SQLite so
-    optuna-dashboard can open the study while (or after) the sweep runs."""
+def is_pbt(experiment: Experiment) -> bool:
+    return experiment.scheduler.get("type") == "pbt"
+
+
+def study_storage(sweep_dir: Path) -> str:
+    return f"sqlite:///{sweep_dir / STUDY_FILE}"
+
+
+def build_search(experiment: Experiment, sweep_dir: Path) -> tuple[SearchAlgorithm, dict[str, Any], int]:
+    """The search algorithm, Tune param_space and num_samples for the experiment.
+
+    Optuna's define-by-run search over the experiment's space, persisted to SQLite so
+    optuna-dashboard can open the study while (or after) the sweep runs. PBT accepts no
+    search algorithm, so there Optuna samples the initial population up front (recorded
+    in the same study) and a grid over member indices plays it back.
+    """
+    if is_pbt(experiment):
+        study = _study(experiment, sweep_dir)
+        space = experiment.space()
+        population = [space(study.ask()) for _ in range(experiment.num_samples)]
+        param_space: dict[str, Any] = {POPULATION_KEY: tune.grid_search(list(range(len(population))))}
+        for key in population[0]:
+            param_space[key] = tune.sample_from(partial(_member_value, population, key))
+        return BasicVariantGenerator(max_concurrent=experiment.max_concurrent_trials), param_space, 1
     searcher = OptunaSearch(
         space=experiment.space(),
         metric=experiment.metric,
         mode=experiment.mode,
         sampler=SAMPLERS[experiment.sampler](experiment.seed),
         study_name=experiment.name,
-        storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / STUDY_FILE}"),
+        storage=optuna.storages.RDBStorage(study_storage(sweep_dir)),
     )
-    return ConcurrencyLimiter(searcher, max_concurrent=experiment.max_concurrent_trials)
+    return (
+        ConcurrencyLimiter(searcher, max_concurrent=experiment.max_concurrent_trials),
+        {},
+        experiment.num_samples,
+    )
+
+
+def _member_value(population: list[dict[str, Any]], key: str, spec: Any) -> Any:
+    return population[spec.config[POPULATION_KEY]][key]
+
+
+def _study(experiment: Experiment, sweep_dir: Path) -> optuna.Study:
+    return optuna.create_study(
+        study_name=experiment.name,
+        storage=study_storage(sweep_dir),
+        sampler=SAMPLERS[experiment.sampler](experiment.seed),
+        direction="maximize" if experiment.mode == "max" else "minimize",
+        load_if_exists=True,
+    )
+
+
+def _tell_population(experiment: Experiment, sweep_dir: Path, results: tune.ResultGrid) -> None:
+    """Report each PBT member's final score to the Optuna trial that sampled its start."""
+    study = _study(experiment, sweep_dir)
+    for optuna_trial, result in zip(study.trials, results, strict=False):
+        if optuna_trial.state != optuna.trial.TrialState.RUNNING:
+            continue
+        value = (result.metrics or {}).get(experiment.metric)
+        if result.error is None and value is not None and value == value:
+            study.tell(optuna_trial.number, float(value))
+        else:
+            study.tell(optuna_trial.number, state=optuna.trial.TrialState.FAIL)
 
 
 def build_stopper(experiment: Experiment) -> TrialStopper:
@@ -198,7 +253,7 @@ def run_sweep(
                 MLflowTrialLogger(
                     sweep_run.tracking,
                     sweep_run.run_id,
-                    params_at_end=experiment.scheduler.get("type") == "pbt",
+                    params_at_end=is_pbt(experiment),
                     stopped_by_condition=build_stopper(experiment),
                 )
             )
@@ -219,8 +274,10 @@ def run_sweep(
         interrupted=done < experiment.num_samples and not out_of_time,
         mlflow_uri=None,
     )
+    if is_pbt(experiment) and not outcome.interrupted:
+        _tell_population(experiment, sweep_dir, results)
     report = [write_trials_table(results, sweep_dir)]
-    report += write_study_plots(f"sqlite:///{sweep_dir / STUDY_FILE}", experiment.name, sweep_dir)
+    report += write_study_plots(study_storage(sweep_dir), experiment.name, sweep_dir)
     if sweep_run is not None:
         _finish_sweep_run(sweep_run, experiment, outcome, report)
         if sweep_run.tracking.enabled:
@@ -292,15 +349,36 @@ def _finish_sweep_run(
     )
 
 
+def checkpoint_config(experiment: Experiment) -> tune.CheckpointConfig:
+    """Keep each trial's best checkpoints by the metric; under PBT keep the most recent
+    few instead, since exploiting trials restore from their donor's latest one."""
+    if is_pbt(experiment):
+        return tune.CheckpointConfig(
+            num_to_keep=max(experiment.keep_checkpoints, 4),
+            checkpoint_frequency=experiment.checkpoint_frequency,
+            checkpoint_at_end=True,
+        )
+    return tune.CheckpointConfig(
+        num_to_keep=experiment.keep_checkpoints,
+        checkpoint_score_attribute=experiment.metric,
+        checkpoint_score_order=experiment.mode,
+        checkpoint_frequency=experiment.checkpoint_frequency,
+        checkpoint_at_end=True,
+    )
+
+
 def _new_tuner(experiment: Experiment, sweep_dir: Path, callbacks: list[tune.Callback]) -> tune.Tuner:
+    search, param_space, num_samples = build_search(experiment, sweep_dir)
     return tune.Tuner(
         experiment.trainable,
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(experiment, sweep_dir),
+            search_alg=search,
             scheduler=build_scheduler(experiment.scheduler, experiment.metric, experiment.mode),
-            num_samples=experiment.num_samples,
+            num_samples=num_samples,
             time_budget_s=experiment.time_budget_s,
-            reuse_actors=experiment.scheduler.get("type") == "pbt",
+            # A new trial reuses a finished trial's process when resources match: no torch re-import.
+            reuse_actors=True,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
@@ -308,13 +386,7 @@ def _new_tuner(experiment: Experiment, sweep_dir: Path, callbacks: list[tune.Cal
             name=sweep_dir.name,
             storage_path=str(sweep_dir.parent),
             stop=build_stopper(experiment),
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=experiment.keep_checkpoints,
-                checkpoint_score_attribute=experiment.metric,
-                checkpoint_score_order=experiment.mode,
-                checkpoint_frequency=experiment.checkpoint_frequency,
-                checkpoint_at_end=True,
-            ),
+            checkpoint_config=checkpoint_config(experiment),
             failure_config=tune.FailureConfig(max_failures=experiment.max_failures),
             callbacks=callbacks,
             verbose=0,

@@ -23,3 +23,26 @@ def ray_session():
     ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+TINY_SWEEP = [
+    "--num-samples", "4",
+    "--max-concurrent", "2",
+    "--set", "stop.timesteps_total=3000",
+    "--set", "scheduler.grace_period=1500",
+    "--set", "scheduler.max_t=3000",
+    "--set", "config.evaluation_interval=2",
+    "--set", "config.evaluation_num_episodes=2",
+]  # fmt: skip
+"""CLI arguments for a 4-trial cartpole_ppo sweep of a few seconds."""
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory, ray_session):
+    """The sweep folder of one real tiny sweep through the CLI, with MLflow in SQLite."""
+    from experiments.cli import main
+
+    results = tmp_path_factory.mktemp("results")
+    assert main(["sweep", "cartpole_ppo", *TINY_SWEEP, "--results-dir", str(results)]) == 0
+    (sweep_dir,) = (results / "cartpole_ppo").iterdir()
+    return sweep_dir

@@ -8,24 +8,6 @@ import yaml
 
 from experiments.cli import main
 
-TINY_SWEEP = [
-    "--num-samples", "4",
-    "--max-concurrent", "2",
-    "--set", "stop.timesteps_total=3000",
-    "--set", "scheduler.grace_period=1500",
-    "--set", "scheduler.max_t=3000",
-    "--set", "config.evaluation_interval=2",
-    "--set", "config.evaluation_num_episodes=2",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def finished_sweep(tmp_path_factory, ray_session):
-    results = tmp_path_factory.mktemp("results")
-    assert main(["sweep", "cartpole_ppo", *TINY_SWEEP, "--results-dir", str(results)]) == 0
-    (sweep_dir,) = (results / "cartpole_ppo").iterdir()
-    return sweep_dir
-
 
 def test_sweep_records_every_trial_in_the_optuna_study(finished_sweep):
     study = optuna.load_study(study_name="cartpole_ppo", storage=f"sqlite:///{finished_sweep / 'optuna.db'}")

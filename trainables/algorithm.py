@@ -94,8 +94,6 @@ class Algorithm(tune.Trainable):
     """
 
     config_class: ClassVar[type[AlgorithmConfig]]
-    mutable_keys: ClassVar[frozenset[str]]
-    """Config keys `reset_config` may change in place (used by PBT); others need a new trial."""
 
     @classmethod
     def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:
@@ -279,13 +277,14 @@ class Algorithm(tune.Trainable):
         np.random.set_state(state["numpy_rng"])
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
-        """Apply a new config in place when only `mutable_keys` changed (PBT's explore step)."""
-        new = build_config(self.config_class, new_config)
-        old = self.algo_config
-        changed = {f.name for f in dataclasses.fields(new) if getattr(new, f.name) != getattr(old, f.name)}
-        if changed - self.mutable_keys:
-            return False
-        self.algo_config = new
+        """Become a fresh trial with `new_config` inside this process (Tune's actor reuse).
+
+        Rebuilding here is cheap next to a new trial process importing torch and Ray.
+        State a reused trial should keep (PBT's exploit) arrives afterwards through
+        `load_checkpoint`.
+        """
+        self.cleanup()
+        self.setup(new_config)
         return True
 
     def cleanup(self) -> None:

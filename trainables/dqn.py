@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -68,14 +68,6 @@ class DQN(OffPolicyAlgorithm):
 
     config_class = DQNConfig
     update_metrics = ("td_loss", "q_mean")
-    mutable_keys: ClassVar[frozenset[str]] = frozenset(
-        {
-            "lr", "gamma", "batch_size", "learning_starts", "train_freq", "gradient_steps",
-            "timesteps_per_iteration", "target_update_interval", "tau", "exploration_initial_eps",
-            "exploration_final_eps", "exploration_timesteps", "double_q", "max_grad_norm",
-            "checkpoint_replay_buffer", "evaluation_interval", "evaluation_num_episodes",
-        }
-    )  # fmt: skip
 
     @classmethod
     def make_policy(

@@ -8,7 +8,7 @@ the clipped objective below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -79,13 +79,6 @@ class PPO(Algorithm):
     """PPO as a Tune Trainable: `tune.run(PPO, config={"env": "CartPole-v1"})`."""
 
     config_class = PPOConfig
-    mutable_keys: ClassVar[frozenset[str]] = frozenset(
-        {
-            "gamma", "gae_lambda", "lr", "lr_anneal_timesteps", "num_epochs", "minibatch_size",
-            "clip_range", "vf_coef", "ent_coef", "max_grad_norm", "normalize_advantages",
-            "rollout_length", "evaluation_interval", "evaluation_num_episodes",
-        }
-    )  # fmt: skip
 
     @classmethod
     def make_policy(

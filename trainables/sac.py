@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -56,13 +56,6 @@ class SAC(OffPolicyAlgorithm):
 
     config_class = SACConfig
     update_metrics = ("critic_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_mean")
-    mutable_keys: ClassVar[frozenset[str]] = frozenset(
-        {
-            "lr", "gamma", "batch_size", "learning_starts", "train_freq", "gradient_steps",
-            "timesteps_per_iteration", "tau", "target_entropy", "checkpoint_replay_buffer",
-            "evaluation_interval", "evaluation_num_episodes",
-        }
-    )  # fmt: skip
 
     @classmethod
     def make_policy(
