@@ -10,7 +10,7 @@ ALGO ?= PPO
 ENV ?= CartPole-v1
 ARGS ?=
 
-.PHONY: setup sweep train test lint bench clean
+.PHONY: setup sweep train tensorboard mlflow-ui test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,13 @@ sweep: setup
 train: setup
 	$(BIN)/rlsweep train --algo $(ALGO) --env $(ENV) --results-dir $(RESULTS) $(ARGS)
 
+# Serve the latest sweep's TensorBoard files / the MLflow UI on the sweeps' tracking store.
+tensorboard: setup
+	$(BIN)/rlsweep tensorboard $(RESULTS)
+
+mlflow-ui: setup
+	$(BIN)/rlsweep ui --results-dir $(RESULTS)
+
 test: setup
 	$(BIN)/python -m pytest
 
@@ -41,6 +48,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/ppo_cartpole.py --seeds $(SEEDS)
+	$(BIN)/python benchmarks/sweep_cartpole.py
 
 clean:
 	rm -rf $(RESULTS) .pytest_cache .ruff_cache build *.egg-info
