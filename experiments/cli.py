@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -85,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config-file", help="YAML with algorithm, env and config (e.g. `rlsweep best` output)"
     )
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    train.add_argument(
+        "--restore",
+        metavar="CHECKPOINT",
+        help="continue from an rlsweep checkpoint (its algorithm and config)",
+    )
     train.add_argument("--timesteps", type=int, default=100_000, help="env steps to train (default 100000)")
     train.add_argument("--time-s", type=float, help="stop after this many seconds")
     train.add_argument("--checkpoint-freq", type=int, default=10, help="checkpoint every N iterations")
@@ -92,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_address(train)
     _add_mlflow(train)
     train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="run a checkpoint's policy deterministically; no Ray needed"
+    )
+    evaluate.add_argument("checkpoint", help="a checkpoint folder written by a sweep or `rlsweep train`")
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation envs")
+    evaluate.set_defaults(handler=cmd_evaluate)
 
     best = commands.add_parser("best", help="print and save the best config of a finished sweep")
     best.add_argument("results_dir", help="a sweep folder, or an experiment folder (its latest sweep)")
@@ -153,9 +165,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             overrides[key] = value
     experiment = load_experiment(args.experiment, overrides)
     started = time.perf_counter()
-    # Tune stops gracefully on SIGINT (saving state to resume from); treat SIGTERM, which
-    # schedulers and `kill` send, the same way.
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     outcome = run_sweep(
         experiment,
         resume=args.resume,
@@ -215,11 +224,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from experiments.runner import connect_ray
     from experiments.tensorboard_logging import TensorBoardLogger
     from trainables import get_algorithm
+    from trainables.checkpoint import read_checkpoint
     from trainables.config import build_config
 
     document: dict[str, Any] = {}
     if args.config_file:
         document = _read_config_file(args.config_file)
+    elif args.restore:
+        document = read_checkpoint(args.restore)
     algorithm = get_algorithm(args.algo or document.get("algorithm", "PPO"))
     config = dict(document.get("config") or {})
     config["env"] = args.env or document.get("env") or config.get("env", "CartPole-v1")
@@ -233,6 +245,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.update(extra)
     config.update(_parse_overrides(args.overrides))
     build_config(algorithm.config_class, config)  # fail before Ray starts
+    if args.restore:
+        read_checkpoint(args.restore, algorithm.__name__)
 
     results_dir = Path(args.results_dir).expanduser().resolve() / "train"
     _check_writable(results_dir)
@@ -259,6 +273,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             checkpoint_frequency=args.checkpoint_freq, checkpoint_at_end=True
         ),
         callbacks=callbacks,
+        restore=str(Path(args.restore).resolve()) if args.restore else None,
         verbose=1,
     )
     trial = analysis.trials[0]
@@ -310,6 +325,28 @@ def _check_writable(directory: Path) -> None:
         raise ConfigError(f"cannot create results folder {str(directory)!r}: {error.strerror}") from None
     if not os.access(directory, os.W_OK):
         raise ConfigError(f"results folder {str(directory)!r} is not writable")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from trainables import load_policy
+    from trainables.checkpoint import read_checkpoint
+    from trainables.envs import make_vector_env
+    from trainables.evaluation import evaluate
+
+    if args.episodes < 1:
+        raise ConfigError("--episodes must be at least 1")
+    config = read_checkpoint(args.checkpoint)["config"]
+    policy = load_policy(args.checkpoint)
+    env = make_vector_env(config["env"], min(args.episodes, 16), config.get("env_config"))
+    metrics = evaluate(env, policy.compute_actions, args.episodes, args.seed)
+    env.close()
+    mean = metrics["episode_return_mean"]
+    print(
+        f"{config['env']}: {args.episodes} deterministic episodes, return mean {mean:.2f} "
+        f"(min {metrics['episode_return_min']:.2f}, max {metrics['episode_return_max']:.2f}), "
+        f"length mean {metrics['episode_len_mean']:.1f}"
+    )
+    return 0
 
 
 def cmd_best(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import dataclasses
 import inspect
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -240,6 +242,7 @@ def run_sweep(
             tracking, sweep_dir, sweep_params(experiment), _sweep_inputs(experiment, sweep_dir)
         )
     connect_ray(address)
+    _stop_gracefully_on_sigterm()
 
     if resume:
         # The restored run keeps the callbacks (and so the MLflow parent) it was started with.
@@ -283,6 +286,14 @@ def run_sweep(
         if sweep_run.tracking.enabled:
             outcome.mlflow_uri = sweep_run.tracking.tracking_uri
     return outcome
+
+
+def _stop_gracefully_on_sigterm() -> None:
+    """Tune stops on SIGINT by saving its state for --resume; make SIGTERM (sent by `kill`,
+    batch schedulers and container runtimes) do the same instead of Ray's hard exit.
+    Installed after Ray starts, since `ray.init` installs a handler of its own."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
 def _new_sweep_dir(root: Path, experiment: Experiment) -> Path:

@@ -61,6 +61,8 @@ class AlgorithmConfig:
     """Evaluate every this many iterations, starting with the first; 0 turns evaluation off."""
     evaluation_num_episodes: int = 10
     """Deterministic episodes per evaluation, on envs separate from the workers."""
+    max_worker_restarts: int = 3
+    """Rollout workers the trial replaces (dead actor, failing env) before it fails itself."""
 
     def validate(self) -> None:
         check_env(self.env)
@@ -73,7 +75,12 @@ class AlgorithmConfig:
                 f"config key 'hidden_sizes' must list positive layer sizes, got {list(self.hidden_sizes)}"
             )
         check_range("evaluation_interval", self.evaluation_interval, 0)
+        check_range("max_worker_restarts", self.max_worker_restarts, 0)
         check_range("evaluation_num_episodes", self.evaluation_num_episodes, 1)
+
+
+class DivergenceError(FloatingPointError):
+    """The learner's weights became NaN or infinite; retrying the same config rarely helps."""
 
 
 def learner_device(num_gpus: float) -> torch.device:
@@ -180,6 +187,7 @@ class Algorithm(tune.Trainable):
             cfg.num_envs_per_worker,
             cfg.seed,
             make_worker_policy,
+            cfg.max_worker_restarts,
         )
 
     def step(self) -> dict[str, Any]:
@@ -203,6 +211,7 @@ class Algorithm(tune.Trainable):
             learn_time += time.perf_counter() - start
         self.episodes_total += finished
         result: dict[str, Any] = _mean_over_rounds(round_metrics)
+        self._check_finite(result)
         result.update(self._episode_metrics(finished))
         result.update(
             timesteps_total=self.timesteps_total,
@@ -210,11 +219,22 @@ class Algorithm(tune.Trainable):
             env_steps_per_s=steps / (sample_time + learn_time),
             sample_time_s=sample_time,
             learn_time_s=learn_time,
+            num_worker_restarts=self.workers.restarts,
         )
         if cfg.evaluation_interval and self.iteration % cfg.evaluation_interval == 0:
             self.last_evaluation = self.evaluate()
         result.update({f"evaluation/{key}": value for key, value in self.last_evaluation.items()})
         return result
+
+    def _check_finite(self, learner_metrics: dict[str, float]) -> None:
+        """Stop a diverged trial with the reason: its weights are no longer numbers."""
+        if all(torch.isfinite(p).all() for p in self.policy.network.parameters()):
+            return
+        losses = ", ".join(f"{k}={v:.3g}" for k, v in learner_metrics.items())
+        raise DivergenceError(
+            f"training diverged at iteration {self.iteration + 1}: the network's weights are NaN or "
+            f"infinite ({losses}); try a lower lr or max_grad_norm"
+        )
 
     def _episode_metrics(self, finished: int) -> dict[str, float]:
         returns = np.asarray(self.recent_returns) if self.recent_returns else np.array([np.nan])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium as gym
@@ -10,12 +11,25 @@ import numpy as np
 from trainables.config import ConfigError
 
 
-def check_env(env_id: str) -> None:
-    """Fail early, with the env id in the message, when gymnasium cannot build `env_id`."""
+def check_env(env_id: str) -> str:
+    """The registered id for `env_id`, or a ConfigError naming it when gymnasium cannot build it.
+
+    "package.module:EnvId-v0" first imports the module that registers EnvId-v0, as
+    `gymnasium.make` does; worker processes repeat the import through this function.
+    """
+    module, _, registered_id = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except Exception as error:
+            raise ConfigError(
+                f"unknown env {env_id!r}: importing {module!r} failed with {type(error).__name__}: {error}"
+            ) from None
     try:
-        gym.spec(env_id)
+        gym.spec(registered_id)
     except (gym.error.Error, ModuleNotFoundError, ImportError, AttributeError) as error:
         raise ConfigError(f"unknown env {env_id!r}: {error}") from None
+    return registered_id
 
 
 def make_vector_env(
@@ -27,10 +41,10 @@ def make_vector_env(
     others run in a SyncVectorEnv. Discrete observations are one-hot encoded so every
     policy sees a flat float Box.
     """
-    check_env(env_id)
+    registered_id = check_env(env_id)
     kwargs = dict(env_config or {})
-    mode = "vector_entry_point" if _has_native_vector(env_id, kwargs) else "sync"
-    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    mode = "vector_entry_point" if _has_native_vector(registered_id, kwargs) else "sync"
+    env = gym.make_vec(registered_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
     if not isinstance(env.single_observation_space, gym.spaces.Box):
         if not isinstance(env.single_observation_space, gym.spaces.Discrete):
             raise ConfigError(
@@ -50,8 +64,7 @@ def env_spaces(
     env_id: str, env_config: dict[str, Any] | None = None
 ) -> tuple[gym.spaces.Space, gym.spaces.Space]:
     """The observation and action spaces of one `env_id` env, as a policy is built for."""
-    check_env(env_id)
-    env = gym.make(env_id, **(env_config or {}))
+    env = gym.make(check_env(env_id), **(env_config or {}))
     spaces = env.observation_space, env.action_space
     env.close()
     return spaces

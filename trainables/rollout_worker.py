@@ -14,6 +14,10 @@ import torch
 from trainables.envs import episode_stats, make_vector_env
 
 
+class EnvError(RuntimeError):
+    """The env raised, or returned observations no policy can act on; names the env."""
+
+
 class SamplingPolicy(Protocol):
     """What a worker needs from a policy: batched actions and weight updates."""
 
@@ -64,6 +68,7 @@ class RolloutWorker:
         # as soon as another process wants the core.
         torch.set_num_threads(1)
         torch.manual_seed(seed)
+        self.env_id = env_id
         self.env = make_vector_env(env_id, num_envs, env_config)
         self.policy = make_policy()
         self.continuous = isinstance(self.env.single_action_space, gym.spaces.Box)
@@ -89,7 +94,7 @@ class RolloutWorker:
             valid[t] = ~self.autoreset
             action, extra = self.policy.act(self.obs)
             env_action = np.clip(action, space.low, space.high) if self.continuous else action
-            self.obs, rewards[t], terminated[t], truncated[t], infos = self.env.step(env_action)
+            self.obs, rewards[t], terminated[t], truncated[t], infos = self._step(env_action)
             self.autoreset = terminated[t] | truncated[t]
             actions.append(action)
             extras.append(extra)
@@ -109,6 +114,15 @@ class RolloutWorker:
             episode_lengths=np.concatenate(lengths).astype(np.int64),
             sample_time_s=time.perf_counter() - start,
         )
+
+    def _step(self, action: np.ndarray) -> tuple[Any, ...]:
+        try:
+            step = self.env.step(action)
+        except Exception as error:
+            raise EnvError(f"env {self.env_id!r} raised {type(error).__name__}: {error}") from error
+        if not np.isfinite(step[0]).all():
+            raise EnvError(f"env {self.env_id!r} returned non-finite observations (NaN or inf)")
+        return step
 
     def close(self) -> None:
         self.env.close()
