@@ -18,33 +18,33 @@ import torch
 from torch import nn
 
 from trainables.config import ConfigError, check_range
-from trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
+from trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
 from trainables.policy import QPolicy
 from trainables.rollout_worker import Rollout
 
 
 @dataclass
 class DQNConfig(OffPolicyConfig):
-    """DQN hyperparameters; defaults train CartPole-v1 in about 30k steps."""
+    """DQN hyperparameters; defaults are tuned on CartPole-v1 (solved in about 30k steps)."""
 
     num_envs_per_worker: int = 4
-    hidden_sizes: tuple[int, ...] = (128, 128)
-    lr: float = 1e-3
-    buffer_size: int = 50_000
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    lr: float = 2.3e-3
+    buffer_size: int = 100_000
     batch_size: int = 64
     learning_starts: int = 1000
     train_freq: int = 16
-    """Steps each worker env takes per round; a round is sampling, then `gradient_steps`."""
     gradient_steps: int = 16
+    n_step: int = 3
     target_update_interval: int = 250
     """Env steps between target network updates (checked once per round)."""
     tau: float = 1.0
     """Target update rate: 1 copies the online network (classic DQN), < 1 is a Polyak average."""
     exploration_initial_eps: float = 1.0
     """Epsilon at the start of training."""
-    exploration_final_eps: float = 0.04
+    exploration_final_eps: float = 0.01
     """Epsilon after `exploration_timesteps` env steps, and from then on."""
-    exploration_timesteps: int = 10_000
+    exploration_timesteps: int = 5_000
     """Env steps over which epsilon decays linearly from its initial to its final value."""
     double_q: bool = True
     """Pick the next action with the online network, value it with the target (Double DQN)."""
@@ -98,7 +98,7 @@ class DQN(OffPolicyAlgorithm):
         super().setup_learner()
         self.q_network = self.policy.network
         self.q_target = copy.deepcopy(self.q_network).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=self.algo_config.lr)
+        self.optimizer = adam(self.q_network.parameters(), self.algo_config.lr)
         self.optimizers = [self.optimizer]
         self.last_target_update = 0  # timesteps_total at the last target update
 

@@ -148,13 +148,14 @@ class SquashedGaussianActor(nn.Module):
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self(obs)
-        gaussian = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
-        u = gaussian.rsample()  # reparameterized, so the actor loss differentiates through it
+        noise = torch.randn_like(mean)
+        u = mean + log_std.exp() * noise  # reparameterized: the actor loss differentiates through it
         action = torch.tanh(u)
+        gaussian_logprob = -0.5 * noise.pow(2) - log_std - 0.5 * np.log(2 * np.pi)
         # log pi(a|s) = log N(u) - sum log(1 - tanh(u)^2); the correction in a stable form:
         # log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)).
         correction = 2 * (np.log(2) - u - nn.functional.softplus(-2 * u))
-        return action, (gaussian.log_prob(u) - correction).sum(-1)
+        return action, (gaussian_logprob - correction).sum(-1)
 
     def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action: the squashed mean."""

@@ -23,18 +23,20 @@ import torch
 
 from trainables.config import ConfigError, check_range
 from trainables.networks import TwinQ
-from trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
+from trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
 from trainables.policy import SquashedGaussianPolicy
 
 
 @dataclass
 class SACConfig(OffPolicyConfig):
-    """SAC hyperparameters; defaults follow the paper and SB3, sized for classic control."""
+    """SAC hyperparameters; defaults follow the paper and SB3 (one gradient step per env step)."""
 
     env: str = "Pendulum-v1"
-    num_envs_per_worker: int = 1
+    num_envs_per_worker: int = 4
+    lr: float = 3e-4
     buffer_size: int = 1_000_000
     learning_starts: int = 100
+    gradient_steps: int = 4
     tau: float = 0.005
     """Polyak rate of the target critics per gradient step."""
     alpha: float | None = None
@@ -99,9 +101,9 @@ class SAC(OffPolicyAlgorithm):
         self.log_alpha = torch.tensor(
             np.log(cfg.initial_alpha), dtype=torch.float32, device=self.device, requires_grad=True
         )
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
+        self.actor_optimizer = adam(self.actor.parameters(), cfg.lr)
+        self.critic_optimizer = adam(self.critic.parameters(), cfg.lr)
+        self.alpha_optimizer = adam([self.log_alpha], cfg.lr)
         self.optimizers = [self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer]
 
     def sampling_weights(self) -> dict[str, Any]:
