@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import difflib
 
+from search_spaces.dqn import dqn
 from search_spaces.ppo import ppo
+from search_spaces.sac import sac
 from search_spaces.search_space import NarrowedTrial, SearchSpace, search_space
 from trainables.config import ConfigError
 
-SEARCH_SPACES: dict[str, SearchSpace] = {"ppo": ppo}
+SEARCH_SPACES: dict[str, SearchSpace] = {"ppo": ppo, "dqn": dqn, "sac": sac}
 """Space names as experiment files spell them."""
 
 
@@ -23,4 +25,6 @@ def get_search_space(name: str) -> SearchSpace:
     return SEARCH_SPACES[name]
 
 
-__all__ = ["SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "get_search_space", "ppo", "search_space"]
+__all__ = [
+    "SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "dqn", "get_search_space", "ppo", "sac", "search_space",
+]  # fmt: skip

@@ -92,6 +92,7 @@ class OffPolicyAlgorithm(Algorithm):
         self.replay_buffer = ReplayBuffer(
             cfg.buffer_size, self.policy.obs_dim, action_shape, action_dtype, cfg.n_step, cfg.seed
         )
+        self.worker_restarts_seen = 0
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step on a replayed batch; returns scalar metric tensors."""
@@ -105,6 +106,9 @@ class OffPolicyAlgorithm(Algorithm):
 
     def learn(self, rollouts: list[Rollout]) -> dict[str, float]:
         cfg = self.algo_config
+        if self.workers.restarts > self.worker_restarts_seen:
+            self.replay_buffer.discard_held_back()
+            self.worker_restarts_seen = self.workers.restarts
         for source, rollout in enumerate(rollouts):
             self.replay_buffer.add_rollout(rollout, source, cfg.gamma)
             self.policy.normalizer.update(rollout.obs[:-1][rollout.valid])

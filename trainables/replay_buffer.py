@@ -146,6 +146,11 @@ class ReplayBuffer:
         self.add(n_step_transitions(steps, self.n_step, gamma))
         self.pending[source] = steps.tail(max(0, len(steps) - self.n_step + 1))
 
+    def discard_held_back(self) -> None:
+        """Forget the steps held back for open windows: after a worker is replaced, its new
+        envs start new episodes, so those windows will never continue."""
+        self.pending.clear()
+
     def add(self, transitions: Transitions) -> None:
         count = len(transitions.rewards)
         if count > self.capacity:  # only the newest `capacity` would survive anyway

@@ -1,0 +1,46 @@
+"""DQN search space, in the spirit of rl-baselines3-zoo's `sample_dqn_params`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from search_spaces.search_space import search_space
+
+NET_ARCHS = {"tiny": (64,), "small": (64, 64), "medium": (256, 256)}
+
+
+@search_space
+def dqn(trial: optuna.Trial) -> dict[str, Any]:
+    """Sample a valid DQN config.
+
+    Log scales for the learning rate, 1 - gamma and the exploration length; powers of two
+    for batch and buffer sizes. Gradient steps per round derive from the transitions one
+    worker collects in it and a sampled subsampling factor, so the replay ratio stays at
+    most one update per collected transition. Every buffer size holds the largest
+    `learning_starts`.
+    """
+    num_envs = trial.suggest_categorical("num_envs_per_worker", [1, 4, 8])
+    train_freq = trial.suggest_categorical("train_freq", [1, 4, 8, 16, 64, 256])
+    subsample_steps = trial.suggest_categorical("subsample_steps", [1, 2, 4, 8])
+    net_arch = trial.suggest_categorical("net_arch", list(NET_ARCHS))
+    return {
+        "num_envs_per_worker": num_envs,
+        "train_freq": train_freq,
+        "gradient_steps": max(1, train_freq * num_envs // subsample_steps),
+        "lr": trial.suggest_float("lr", 1e-4, 5e-3, log=True),
+        "gamma": 1 - trial.suggest_float("one_minus_gamma", 1e-3, 0.1, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+        "buffer_size": trial.suggest_categorical("buffer_size", [2**14, 2**16, 2**18, 2**20]),
+        "learning_starts": trial.suggest_categorical("learning_starts", [0, 1000, 5000, 10000]),
+        "target_update_interval": trial.suggest_categorical(
+            "target_update_interval", [1, 100, 250, 1000, 5000]
+        ),
+        "exploration_timesteps": trial.suggest_int("exploration_timesteps", 1000, 50_000, log=True),
+        "exploration_final_eps": trial.suggest_float("exploration_final_eps", 0.0, 0.2),
+        "n_step": trial.suggest_categorical("n_step", [1, 3, 5]),
+        "double_q": trial.suggest_categorical("double_q", [True, False]),
+        "dueling": trial.suggest_categorical("dueling", [False, True]),
+        "hidden_sizes": NET_ARCHS[net_arch],
+    }
