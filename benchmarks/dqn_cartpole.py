@@ -34,7 +34,7 @@ WINDOW = 20
 # DQNConfig's defaults, spelled out: Double DQN with 3-step returns, a short epsilon decay.
 RLSWEEP_TUNED = {
     "num_envs_per_worker": 4,
-    "hidden_sizes": (64, 64),
+    "hidden_sizes": (128, 128),
     "lr": 2.3e-3,
     "batch_size": 64,
     "train_freq": 16,

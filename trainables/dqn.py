@@ -28,7 +28,7 @@ class DQNConfig(OffPolicyConfig):
     """DQN hyperparameters; defaults are tuned on CartPole-v1 (solved in about 30k steps)."""
 
     num_envs_per_worker: int = 4
-    hidden_sizes: tuple[int, ...] = (64, 64)
+    hidden_sizes: tuple[int, ...] = (128, 128)
     lr: float = 2.3e-3
     buffer_size: int = 100_000
     batch_size: int = 64
