@@ -121,3 +121,11 @@ def test_state_dict_round_trip_restores_transitions_in_order_and_the_sampling_rn
     restored.load_state_dict(buffer.state_dict(include_transitions=True))
     np.testing.assert_array_equal(_stored(restored)["obs"], _stored(buffer)["obs"])
     np.testing.assert_array_equal(restored.sample(5).obs, buffer.sample(5).obs)
+
+
+def test_discarded_held_back_steps_never_join_a_replaced_workers_new_episodes():
+    buffer = _buffer(n_step=3)
+    buffer.add_rollout(_rollout(0, [1, 1]), source=0, gamma=GAMMA)
+    buffer.discard_held_back()
+    buffer.add_rollout(_rollout(100, [1, 1, 1]), source=0, gamma=GAMMA)
+    np.testing.assert_array_equal(_stored(buffer)["obs"][:, 0], [100])

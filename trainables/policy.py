@@ -207,7 +207,13 @@ class SquashedGaussianPolicy(Policy):
 
     def _env_actions(self, unit_action: torch.Tensor) -> np.ndarray:
         actions = self.to_env_action(unit_action).cpu().numpy()
-        return actions.reshape(len(actions), *self.action_space.shape)
+        # Rounding can put a saturated action an ulp past a bound.
+        actions = np.clip(
+            actions.reshape(len(actions), *self.action_space.shape),
+            self.action_space.low,
+            self.action_space.high,
+        )
+        return actions
 
     def get_weights(self) -> dict[str, Any]:
         return {**super().get_weights(), "uniform_actions": self.uniform_actions}
