@@ -164,6 +164,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[key] = value
     experiment = load_experiment(args.experiment, overrides)
+    # Our own progress lines replace Tune's console output engine (and its pointer to a
+    # TensorBoard folder in Ray's temp dir, which is not where our event files are).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = time.perf_counter()
     outcome = run_sweep(
         experiment,
