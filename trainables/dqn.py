@@ -68,6 +68,7 @@ class DQN(OffPolicyAlgorithm):
 
     config_class = DQNConfig
     update_metrics = ("td_loss", "q_mean")
+    policy: QPolicy
 
     @classmethod
     def make_policy(

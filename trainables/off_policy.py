@@ -13,6 +13,7 @@ import torch
 
 from trainables.algorithm import Activation, Algorithm, AlgorithmConfig
 from trainables.config import ConfigError, check_range
+from trainables.policy import Policy
 from trainables.replay_buffer import ReplayBuffer, Transitions
 from trainables.rollout_worker import Rollout
 
@@ -83,6 +84,7 @@ class OffPolicyAlgorithm(Algorithm):
     config_class: ClassVar[type[OffPolicyConfig]]
     update_metrics: ClassVar[tuple[str, ...]]
     """Keys `update` returns; NaN in rounds before learning starts, so every result has them."""
+    policy: Policy
     optimizers: list[torch.optim.Optimizer]
 
     def setup_learner(self) -> None:

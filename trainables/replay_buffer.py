@@ -24,8 +24,9 @@ class Transitions:
 
 
 @dataclass
-class _Steps:
-    """Consecutive steps of N envs, as in a Rollout: obs has one more row than the rest."""
+class Steps:
+    """Consecutive steps of N envs, as in a Rollout: obs has one more row than the rest,
+    so obs[t + 1] is the observation that followed step t."""
 
     obs: np.ndarray  # [T+1, N, obs_dim]
     actions: np.ndarray  # [T, N, ...]
@@ -37,20 +38,20 @@ class _Steps:
     def __len__(self) -> int:
         return len(self.rewards)
 
-    def then(self, later: _Steps) -> _Steps:
+    def then(self, later: Steps) -> Steps:
         """These steps followed by `later`, whose first observation is this one's last."""
         joined = {
             f.name: np.concatenate([getattr(self, f.name), getattr(later, f.name)]) for f in fields(self)
         }
         joined["obs"] = np.concatenate([self.obs[:-1], later.obs])
-        return _Steps(**joined)
+        return Steps(**joined)
 
-    def tail(self, start: int) -> _Steps:
+    def tail(self, start: int) -> Steps:
         """Steps from `start` on."""
-        return _Steps(**{f.name: getattr(self, f.name)[start:] for f in fields(self)})
+        return Steps(**{f.name: getattr(self, f.name)[start:] for f in fields(self)})
 
 
-def n_step_transitions(steps: _Steps, n: int, gamma: float) -> Transitions:
+def n_step_transitions(steps: Steps, n: int, gamma: float) -> Transitions:
     """The n-step transitions starting at every valid step t with t + n <= T.
 
     The window of step t runs until n steps are summed or its episode ends. A terminated
@@ -58,17 +59,15 @@ def n_step_transitions(steps: _Steps, n: int, gamma: float) -> Transitions:
     the episode's final observation, `obs[end + 1]`: the episode was cut, not over.
     Windows never reach an autoreset step, since one only follows an episode's end.
     """
-    num_starts = len(steps) - n + 1
-    if num_starts <= 0:
-        return _empty_like(steps)
-    starts = np.arange(num_starts)[:, None]  # [S, 1]
-    shape = (num_starts, steps.rewards.shape[1])
+    num_starts = max(0, len(steps) - n + 1)
+    starts = np.arange(num_starts)  # [S]
+    shape = (num_starts, steps.rewards.shape[1])  # [S, N]
     returns = np.zeros(shape, dtype=np.float32)
     discounts = np.ones(shape, dtype=np.float32)
-    last = np.broadcast_to(starts, shape).copy()  # index of the last step in each window
+    last = np.broadcast_to(starts[:, None], shape).copy()  # index of the last step in each window
     open_ = np.ones(shape, dtype=bool)  # the window has not reached its episode's end yet
     for k in range(n):
-        t = k + starts[:, 0]
+        t = starts + k
         returns += np.where(open_, discounts * steps.rewards[t], 0)
         last = np.where(open_, t[:, None], last)
         discounts = np.where(open_, discounts * gamma, discounts)
@@ -82,17 +81,6 @@ def n_step_transitions(steps: _Steps, n: int, gamma: float) -> Transitions:
         next_obs=steps.obs[last + 1, envs][valid],
         terminated=steps.terminated[last, envs][valid],
         discounts=discounts[valid],
-    )
-
-
-def _empty_like(steps: _Steps) -> Transitions:
-    return Transitions(
-        obs=steps.obs[:0, 0],
-        actions=steps.actions[:0, 0],
-        rewards=np.zeros(0, dtype=np.float32),
-        next_obs=steps.obs[:0, 0],
-        terminated=np.zeros(0, dtype=bool),
-        discounts=np.zeros(0, dtype=np.float32),
     )
 
 
@@ -126,14 +114,14 @@ class ReplayBuffer:
         self.position = 0  # where the next transition goes
         self.size = 0
         self.rng = np.random.default_rng(seed)
-        self.pending: dict[int, _Steps] = {}  # per worker: steps whose window is still open
+        self.pending: dict[int, Steps] = {}  # per worker: steps whose window is still open
 
     def __len__(self) -> int:
         return self.size
 
     def add_rollout(self, rollout: Rollout, source: int, gamma: float) -> None:
         """Store the n-step transitions of `rollout`, the next one from worker `source`."""
-        steps = _Steps(
+        steps = Steps(
             rollout.obs,
             rollout.actions,
             rollout.rewards,

@@ -58,6 +58,7 @@ class SAC(OffPolicyAlgorithm):
 
     config_class = SACConfig
     update_metrics = ("critic_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_mean")
+    policy: SquashedGaussianPolicy
 
     @classmethod
     def make_policy(
