@@ -60,14 +60,15 @@ class Policy:
         return action if self.continuous else int(action)
 
     def get_weights(self) -> dict[str, Any]:
-        """CPU copies of everything a worker needs to act like this policy."""
+        """Everything a worker needs to act like this policy, as numpy arrays: Ray ships
+        those several times faster than torch tensors."""
         return {
-            "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
+            "network": {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()},
             "normalizer": self.normalizer.state_dict(),
         }
 
     def set_weights(self, weights: dict[str, Any]) -> None:
-        self.network.load_state_dict(weights["network"])
+        self.network.load_state_dict({k: torch.as_tensor(v) for k, v in weights["network"].items()})
         self.normalizer.load_state_dict(weights["normalizer"])
 
 
