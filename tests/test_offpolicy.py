@@ -149,3 +149,12 @@ def test_load_policy_acts_within_the_action_space(tmp_path, algorithm, config):
     assert env.action_space.contains(action)
     assert np.array_equal(action, algo.compute_single_action(obs))
     algo.stop()
+
+
+@pytest.mark.parametrize(("algorithm", "config"), [(DQN, DQN_TINY), (SAC, SAC_TINY)])
+def test_gpu_request_learns_on_cuda_or_falls_back_to_the_cpu(algorithm, config):
+    algo = algorithm(config={**config, "num_gpus": 1, "learning_starts": 50})
+    result = algo.train()
+    algo.stop()
+    assert algo.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert all(np.isfinite(result[key]) for key in algorithm.update_metrics)
