@@ -401,20 +401,27 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
-    from experiments.runner import latest_sweep_dir
-
-    path = Path(args.results_dir).expanduser().resolve()
-    if not path.is_dir():
-        raise ConfigError(f"results folder {str(path)!r} does not exist")
-    # A sweep folder as given; else the newest sweep below (sweep folder names are timestamps).
-    candidates = [p for p in [latest_sweep_dir(path), *map(latest_sweep_dir, path.iterdir())] if p]
-    logdir = (
-        path if (path / "experiment.yaml").is_file() else max(candidates, key=lambda p: p.name, default=path)
-    )
+    logdir = tensorboard_logdir(Path(args.results_dir))
     print(f"TensorBoard for {logdir} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
     return _serve(
         [_tool("tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(args.port)]
     )
+
+
+def tensorboard_logdir(path: Path) -> Path:
+    """A sweep folder as given; else the newest sweep below it (sweep folders are named by
+    their start time), whether `path` is an experiment's folder or the results folder."""
+    from experiments.runner import EXPERIMENT_FILE, latest_sweep_dir
+
+    path = path.expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"results folder {str(path)!r} does not exist")
+    if (path / EXPERIMENT_FILE).is_file():
+        return path
+    candidates = [p for p in [latest_sweep_dir(path), *map(latest_sweep_dir, path.iterdir())] if p]
+    if not candidates:
+        raise ConfigError(f"{str(path)!r} holds no rlsweep sweep")
+    return max(candidates, key=lambda p: p.name)
 
 
 def _tool(name: str) -> str:

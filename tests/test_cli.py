@@ -99,3 +99,19 @@ def test_train_rejects_a_bad_config_before_starting_ray(capsys):
 def test_missing_checkpoint_in_best_is_a_clear_error(tmp_path, capsys):
     assert main(["best", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
+    from experiments.cli import tensorboard_logdir
+
+    for experiment, stamp in [("a", "20260101-000000"), ("b", "20260102-000000"), ("a", "20260101-120000")]:
+        sweep = tmp_path / experiment / stamp
+        sweep.mkdir(parents=True)
+        (sweep / "experiment.yaml").write_text("name: x\n")
+    assert tensorboard_logdir(tmp_path) == tmp_path / "b" / "20260102-000000"
+    assert tensorboard_logdir(tmp_path / "a") == tmp_path / "a" / "20260101-120000"
+
+
+def test_ui_without_a_tracking_store_is_a_clear_error(tmp_path, capsys):
+    assert main(["ui", "--results-dir", str(tmp_path)]) == 2
+    assert "no MLflow store at sqlite:///" in capsys.readouterr().err
