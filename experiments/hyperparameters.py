@@ -8,8 +8,8 @@ Scalar = str | bool | int | float
 
 
 def trial_hyperparameters(config: dict[str, Any]) -> dict[str, Scalar]:
-    """The trial's config without Tune's bookkeeping keys; sequences such as hidden sizes
-    become "64x64", mappings (env_config) are dropped unless empty-free scalars inside."""
+    """The trial's config without Tune's bookkeeping keys, sorted by key; sequences such as
+    hidden sizes become "64x64", and a mapping's scalar entries (env_config) dotted keys."""
     params: dict[str, Scalar] = {}
     for key, value in sorted(config.items()):
         if key.startswith("__") or value is None:

@@ -10,15 +10,9 @@ from typing import Any, TextIO
 from ray import tune
 from ray.tune.experiment import Trial
 
+from experiments.hyperparameters import trial_hyperparameters
+
 STATUS_INTERVAL_S = 15.0
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, (tuple, list)):
-        return "x".join(str(v) for v in value)
-    return str(value)
 
 
 def _format_number(value: Any, digits: int = 1) -> str:
@@ -61,10 +55,8 @@ class SweepProgress(tune.Callback):
         print(f"[{time.monotonic() - self.started:6.0f}s] {message}", file=self.out, flush=True)
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        sampled = {
-            k: v for k, v in trial.config.items() if k not in self.fixed_keys and not k.startswith("__")
-        }
-        params = " ".join(f"{k}={_format_value(v)}" for k, v in sorted(sampled.items()))
+        sampled = trial_hyperparameters({k: v for k, v in trial.config.items() if k not in self.fixed_keys})
+        params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sampled.items())
         started = sum(t.status != Trial.PENDING or t is trial for t in trials)
         self._print(f"trial {trial.trial_id} started ({started}/{self.num_samples}): {params}")
 
