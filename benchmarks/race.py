@@ -48,7 +48,7 @@ def train_rlsweep(
     import torch
 
     torch.set_num_threads(1)
-    from trainables import get_algorithm
+    from rlsweep.trainables import get_algorithm
 
     config = {**config, "seed": seed, "evaluation_interval": 0}
     if config.get("num_workers"):

@@ -35,8 +35,8 @@ def main() -> None:
 
     import ray
 
-    from experiments.experiment import load_experiment
-    from experiments.runner import build_stopper, run_sweep
+    from rlsweep.experiments.experiment import load_experiment
+    from rlsweep.experiments.runner import build_stopper, run_sweep
 
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     started = time.perf_counter()

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from trainables.checkpoint import CheckpointError
-from trainables.config import ConfigError
+from rlsweep.trainables.checkpoint import CheckpointError
+from rlsweep.trainables.config import ConfigError
 
 USER_ERRORS = (ConfigError, CheckpointError)
 
@@ -146,14 +146,14 @@ def _add_mlflow(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_overrides(assignments: list[str]) -> dict[str, Any]:
-    from experiments.experiment import parse_assignment
+    from rlsweep.experiments.experiment import parse_assignment
 
     return dict(parse_assignment(a) for a in assignments)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from experiments.experiment import load_experiment
-    from experiments.runner import run_sweep
+    from rlsweep.experiments.experiment import load_experiment
+    from rlsweep.experiments.runner import run_sweep
 
     overrides = _parse_overrides(args.overrides)
     for key, value in (
@@ -186,7 +186,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def print_sweep_summary(experiment: Any, outcome: Any, elapsed_s: float) -> None:
-    from experiments.runner import STUDY_FILE, build_stopper
+    from rlsweep.experiments.runner import STUDY_FILE, build_stopper
 
     stopper = build_stopper(experiment)
     results = list(outcome.results)
@@ -223,12 +223,17 @@ def print_sweep_summary(experiment: Any, outcome: Any, elapsed_s: float) -> None
 def cmd_train(args: argparse.Namespace) -> int:
     from ray import tune
 
-    from experiments.mlflow_tracking import MLflowTrialLogger, Tracking, default_tracking_uri, find_trial_run
-    from experiments.runner import connect_ray
-    from experiments.tensorboard_logging import TensorBoardLogger
-    from trainables import get_algorithm
-    from trainables.checkpoint import read_checkpoint
-    from trainables.config import build_config
+    from rlsweep.experiments.mlflow_tracking import (
+        MLflowTrialLogger,
+        Tracking,
+        default_tracking_uri,
+        find_trial_run,
+    )
+    from rlsweep.experiments.runner import connect_ray
+    from rlsweep.experiments.tensorboard_logging import TensorBoardLogger
+    from rlsweep.trainables import get_algorithm
+    from rlsweep.trainables.checkpoint import read_checkpoint
+    from rlsweep.trainables.config import build_config
 
     document: dict[str, Any] = {}
     if args.config_file:
@@ -310,7 +315,7 @@ def _read_config_file(path: str) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file {path!r} does not exist")
-    from experiments.experiment import load_yaml
+    from rlsweep.experiments.experiment import load_yaml
 
     try:
         document = load_yaml(file.read_text())
@@ -331,10 +336,10 @@ def _check_writable(directory: Path) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from trainables import load_policy
-    from trainables.checkpoint import read_checkpoint
-    from trainables.envs import make_vector_env
-    from trainables.evaluation import evaluate
+    from rlsweep.trainables import load_policy
+    from rlsweep.trainables.checkpoint import read_checkpoint
+    from rlsweep.trainables.envs import make_vector_env
+    from rlsweep.trainables.evaluation import evaluate
 
     if args.episodes < 1:
         raise ConfigError("--episodes must be at least 1")
@@ -355,7 +360,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_best(args: argparse.Namespace) -> int:
     from ray import tune
 
-    from experiments.runner import best_result, load_sweep, write_best_config
+    from rlsweep.experiments.runner import best_result, load_sweep, write_best_config
 
     sweep_dir, experiment = load_sweep(args.results_dir)
     results = tune.Tuner.restore(str(sweep_dir), trainable=experiment.trainable).get_results()
@@ -372,9 +377,9 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from experiments.experiment import EXPERIMENTS_DIR, list_experiments
-    from search_spaces import SEARCH_SPACES
-    from trainables import ALGORITHMS
+    from rlsweep.experiments.experiment import EXPERIMENTS_DIR, list_experiments
+    from rlsweep.search_spaces import SEARCH_SPACES
+    from rlsweep.trainables import ALGORITHMS
 
     print("Algorithms:")
     for name, trainable in ALGORITHMS.items():
@@ -389,7 +394,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from experiments.mlflow_tracking import default_tracking_uri
+    from rlsweep.experiments.mlflow_tracking import default_tracking_uri
 
     uri = args.mlflow_uri or default_tracking_uri(args.results_dir)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
@@ -411,7 +416,7 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 def tensorboard_logdir(path: Path) -> Path:
     """A sweep folder as given; else the newest sweep below it (sweep folders are named by
     their start time), whether `path` is an experiment's folder or the results folder."""
-    from experiments.runner import EXPERIMENT_FILE, latest_sweep_dir
+    from rlsweep.experiments.runner import EXPERIMENT_FILE, latest_sweep_dir
 
     path = path.expanduser().resolve()
     if not path.is_dir():

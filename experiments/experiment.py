@@ -13,13 +13,13 @@ from typing import Any, Literal
 import optuna
 import yaml
 
-from experiments.schedulers import check_scheduler
-from search_spaces import SearchSpace, get_search_space
-from trainables import Algorithm, get_algorithm
-from trainables.config import ConfigError, build_config, check_range
-from trainables.envs import check_env
+from rlsweep.experiments.schedulers import check_scheduler
+from rlsweep.search_spaces import SearchSpace, get_search_space
+from rlsweep.trainables import Algorithm, get_algorithm
+from rlsweep.trainables.config import ConfigError, build_config, check_range
+from rlsweep.trainables.envs import check_env
 
-EXPERIMENTS_DIR = Path(__file__).parent
+EXPERIMENTS_DIR = Path(__file__).parent / "shipped"
 """Where the shipped experiment files live; `rlsweep sweep NAME` looks here."""
 
 SPACE_CHECK_SAMPLES = 64

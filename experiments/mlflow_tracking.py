@@ -24,7 +24,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune.experiment import Trial
 from ray.tune.logger import LoggerCallback
 
-from experiments.hyperparameters import numeric_metrics, trial_hyperparameters
+from rlsweep.experiments.hyperparameters import numeric_metrics, trial_hyperparameters
 
 # An unreachable HTTP store must fail in seconds, not after minutes of exponential backoff.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from ray import tune
 from ray.tune.experiment import Trial
 
-from experiments.hyperparameters import trial_hyperparameters
+from rlsweep.experiments.hyperparameters import trial_hyperparameters
 
 STATUS_INTERVAL_S = 15.0
 

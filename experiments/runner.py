@@ -22,14 +22,14 @@ from ray.tune.experiment import Trial
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm
 from ray.tune.search.optuna import OptunaSearch
 
-from experiments.experiment import Experiment, experiment_from_dict, load_yaml
-from experiments.hyperparameters import trial_hyperparameters
-from experiments.mlflow_tracking import MLflowTrialLogger, SweepRun, Tracking, default_tracking_uri
-from experiments.progress import SweepProgress
-from experiments.schedulers import build_scheduler
-from experiments.sweep_report import write_study_plots, write_trials_table
-from experiments.tensorboard_logging import TensorBoardLogger
-from trainables.config import ConfigError
+from rlsweep.experiments.experiment import Experiment, experiment_from_dict, load_yaml
+from rlsweep.experiments.hyperparameters import trial_hyperparameters
+from rlsweep.experiments.mlflow_tracking import MLflowTrialLogger, SweepRun, Tracking, default_tracking_uri
+from rlsweep.experiments.progress import SweepProgress
+from rlsweep.experiments.schedulers import build_scheduler
+from rlsweep.experiments.sweep_report import write_study_plots, write_trials_table
+from rlsweep.experiments.tensorboard_logging import TensorBoardLogger
+from rlsweep.trainables.config import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
-from trainables.config import ConfigError, build_config, check_range
+from rlsweep.trainables.config import ConfigError, build_config, check_range
 
 
 @dataclass

@@ -9,7 +9,7 @@ from ray.tune.logger import TBXLoggerCallback
 from tensorboardX import SummaryWriter
 from tensorboardX.summary import hparams
 
-from experiments.hyperparameters import numeric_metrics, trial_hyperparameters
+from rlsweep.experiments.hyperparameters import numeric_metrics, trial_hyperparameters
 
 STEP_KEY = "timesteps_total"
 

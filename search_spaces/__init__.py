@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import difflib
 
-from search_spaces.dqn import dqn
-from search_spaces.ppo import ppo
-from search_spaces.sac import sac
-from search_spaces.search_space import NarrowedTrial, SearchSpace, search_space
-from trainables.config import ConfigError
+from rlsweep.search_spaces.dqn import dqn
+from rlsweep.search_spaces.ppo import ppo
+from rlsweep.search_spaces.sac import sac
+from rlsweep.search_spaces.search_space import NarrowedTrial, SearchSpace, search_space
+from rlsweep.trainables.config import ConfigError
 
 SEARCH_SPACES: dict[str, SearchSpace] = {"ppo": ppo, "dqn": dqn, "sac": sac}
 """Space names as experiment files spell them."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import optuna
 
-from search_spaces.search_space import search_space
+from rlsweep.search_spaces.search_space import search_space
 
 NET_ARCHS = {"small": (64, 64), "medium": (256, 256), "big": (400, 300)}
 

@@ -60,7 +60,7 @@ TINY_SWEEP = [
 @pytest.fixture(scope="session")
 def finished_sweep(tmp_path_factory, ray_session):
     """The sweep folder of one real tiny sweep through the CLI, with MLflow in SQLite."""
-    from experiments.cli import main
+    from rlsweep.experiments.cli import main
 
     results = tmp_path_factory.mktemp("results")
     assert main(["sweep", "cartpole_ppo", *TINY_SWEEP, "--results-dir", str(results)]) == 0

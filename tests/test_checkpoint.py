@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import PPO, CheckpointError, load_policy
+from rlsweep.trainables import PPO, CheckpointError, load_policy
 
 TINY = {
     "env": "CartPole-v1",

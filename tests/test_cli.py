@@ -6,7 +6,7 @@ import optuna
 import pytest
 import yaml
 
-from experiments.cli import main
+from rlsweep.experiments.cli import main
 
 
 def test_sweep_records_every_trial_in_the_optuna_study(finished_sweep):
@@ -102,7 +102,7 @@ def test_missing_checkpoint_in_best_is_a_clear_error(tmp_path, capsys):
 
 
 def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
-    from experiments.cli import tensorboard_logdir
+    from rlsweep.experiments.cli import tensorboard_logdir
 
     for experiment, stamp in [("a", "20260101-000000"), ("b", "20260102-000000"), ("a", "20260101-120000")]:
         sweep = tmp_path / experiment / stamp

@@ -1,7 +1,7 @@
 import pytest
 
-from trainables import ConfigError, PPOConfig
-from trainables.config import build_config
+from rlsweep.trainables import ConfigError, PPOConfig
+from rlsweep.trainables.config import build_config
 
 
 def test_defaults_build_a_valid_config():

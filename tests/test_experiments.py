@@ -2,8 +2,8 @@
 
 import pytest
 
-from experiments.experiment import list_experiments, load_experiment, parse_assignment
-from trainables.config import ConfigError
+from rlsweep.experiments.experiment import list_experiments, load_experiment, parse_assignment
+from rlsweep.trainables.config import ConfigError
 
 
 @pytest.mark.parametrize("name", list_experiments())

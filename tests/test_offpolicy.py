@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import DQN, SAC, ConfigError, DQNConfig, load_policy
-from trainables.config import build_config
+from rlsweep.trainables import DQN, SAC, ConfigError, DQNConfig, load_policy
+from rlsweep.trainables.config import build_config
 
 DQN_TINY = {
     "env": "CartPole-v1",

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from trainables.dqn import double_q_target
-from trainables.networks import SquashedGaussianActor
-from trainables.sac import sac_actor_loss, soft_q_target, temperature_loss, twin_q_loss
+from rlsweep.trainables.dqn import double_q_target
+from rlsweep.trainables.networks import SquashedGaussianActor
+from rlsweep.trainables.sac import sac_actor_loss, soft_q_target, temperature_loss, twin_q_loss
 
 ONE = torch.tensor([1.0])
 ZERO = torch.tensor([0.0])

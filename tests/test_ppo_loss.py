@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from trainables.ppo import clipped_surrogate_loss
+from rlsweep.trainables.ppo import clipped_surrogate_loss
 
 
 def test_loss_is_negative_advantage_when_policy_unchanged():

@@ -8,10 +8,10 @@ import ray
 from mlflow import MlflowClient
 from ray import tune
 
-import search_spaces
-from experiments.cli import main
-from search_spaces.search_space import search_space
-from trainables import PPO
+from rlsweep import search_spaces
+from rlsweep.experiments.cli import main
+from rlsweep.search_spaces.search_space import search_space
+from rlsweep.trainables import PPO
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

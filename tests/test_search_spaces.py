@@ -5,10 +5,10 @@ import pytest
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-import search_spaces
-from search_spaces import SEARCH_SPACES
-from trainables import ALGORITHMS, PPO
-from trainables.config import build_config
+from rlsweep import search_spaces
+from rlsweep.search_spaces import SEARCH_SPACES
+from rlsweep.trainables import ALGORITHMS, PPO
+from rlsweep.trainables.config import build_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from experiments.cli import main
+from rlsweep.experiments.cli import main
 
 SWEEP = [
     "sweep", "cartpole_ppo",
@@ -28,7 +28,7 @@ def _interrupt_after_first_trial(results_dir, signum: int) -> tuple[int, str]:
     """Run the sweep in its own process and send `signum` once one trial has finished."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", *SWEEP, "--results-dir", str(results_dir)],
+        [sys.executable, "-m", "rlsweep", *SWEEP, "--results-dir", str(results_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

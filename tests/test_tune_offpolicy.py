@@ -5,7 +5,7 @@ import math
 import pytest
 from ray import tune
 
-from trainables import DQN, SAC
+from rlsweep.trainables import DQN, SAC
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -8,7 +8,7 @@ import ray
 import torch
 from ray import tune
 
-from trainables import PPO
+from rlsweep.trainables import PPO
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from trainables.algorithm import Algorithm, AlgorithmConfig
-from trainables.checkpoint import CheckpointError, read_checkpoint
-from trainables.config import ConfigError
-from trainables.dqn import DQN, DQNConfig
-from trainables.ppo import PPO, PPOConfig
-from trainables.rollout_worker import SamplingPolicy
-from trainables.sac import SAC, SACConfig
+from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig
+from rlsweep.trainables.checkpoint import CheckpointError, read_checkpoint
+from rlsweep.trainables.config import ConfigError
+from rlsweep.trainables.dqn import DQN, DQNConfig
+from rlsweep.trainables.ppo import PPO, PPOConfig
+from rlsweep.trainables.rollout_worker import SamplingPolicy
+from rlsweep.trainables.sac import SAC, SACConfig
 
 ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "DQN": DQN, "SAC": SAC}
 """Algorithm names as experiment files and the CLI spell them."""

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from ray import tune
 
-from trainables.checkpoint import read_checkpoint, write_checkpoint
-from trainables.config import ConfigError, build_config, check_range
-from trainables.envs import check_env, env_spaces, make_vector_env
-from trainables.evaluation import evaluate
-from trainables.rollout_worker import Rollout, SamplingPolicy
-from trainables.worker_group import WorkerGroup
+from rlsweep.trainables.checkpoint import read_checkpoint, write_checkpoint
+from rlsweep.trainables.config import ConfigError, build_config, check_range
+from rlsweep.trainables.envs import check_env, env_spaces, make_vector_env
+from rlsweep.trainables.evaluation import evaluate
+from rlsweep.trainables.policy import Policy
+from rlsweep.trainables.rollout_worker import Rollout
+from rlsweep.trainables.worker_group import WorkerGroup
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class Algorithm(tune.Trainable):
     """
 
     config_class: ClassVar[type[AlgorithmConfig]]
+    policy_class: ClassVar[type[Policy]]
+    """The acting policy; built from the config, the env's spaces and a device."""
 
     @classmethod
     def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:
@@ -111,17 +114,6 @@ class Algorithm(tune.Trainable):
         return tune.PlacementGroupFactory([learner] + [{"CPU": 1}] * num_workers)
 
     # -- subclass API ---------------------------------------------------------------------
-
-    @classmethod
-    def make_policy(
-        cls,
-        config: AlgorithmConfig,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Space,
-        device: str | torch.device,
-    ) -> SamplingPolicy:
-        """This algorithm's acting policy, as workers, evaluation and deployment use it."""
-        raise NotImplementedError
 
     def setup_learner(self) -> None:
         """Build optimizers and anything else `learn` needs."""
@@ -167,7 +159,7 @@ class Algorithm(tune.Trainable):
         self.device = learner_device(cfg.num_gpus)
         self.observation_space, self.action_space = env_spaces(cfg.env, cfg.env_config)
         self.check_spaces(self.observation_space, self.action_space)
-        self.policy = self.make_policy(cfg, self.observation_space, self.action_space, self.device)
+        self.policy = self.policy_class(cfg, self.observation_space, self.action_space, self.device)
         self.setup_learner()
         self.timesteps_total = 0
         self.episodes_total = 0
@@ -175,10 +167,9 @@ class Algorithm(tune.Trainable):
         self.recent_lengths: deque[int] = deque(maxlen=EPISODE_WINDOW)
         self.last_evaluation: dict[str, float] = {}
         self.evaluation_env: gym.vector.VectorEnv | None = None
-        # A partial of the classmethod pickles by reference; a bound method would drag the
-        # whole trainable along to every worker actor.
+        # Workers act on their own CPU; the partial pickles the policy class by reference.
         make_worker_policy = functools.partial(
-            type(self).make_policy, cfg, self.observation_space, self.action_space, "cpu"
+            self.policy_class, cfg, self.observation_space, self.action_space, "cpu"
         )
         self.workers = WorkerGroup(
             cfg.num_workers,
@@ -313,12 +304,12 @@ class Algorithm(tune.Trainable):
             self.evaluation_env.close()
 
     @classmethod
-    def load_policy(cls, checkpoint: str | Path, device: str = "cpu") -> SamplingPolicy:
+    def load_policy(cls, checkpoint: str | Path, device: str = "cpu") -> Policy:
         """The policy stored in a checkpoint, ready to act, without Ray or Tune."""
         payload = read_checkpoint(checkpoint, cls.__name__)
         config = build_config(cls.config_class, payload["config"])
         observation_space, action_space = env_spaces(config.env, config.env_config)
-        policy = cls.make_policy(config, observation_space, action_space, device)
+        policy = cls.policy_class(config, observation_space, action_space, device)
         policy.set_weights(payload["state"]["policy"])
         return policy
 

@@ -17,10 +17,10 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from trainables.config import ConfigError, check_range
-from trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
-from trainables.policy import QPolicy
-from trainables.rollout_worker import Rollout
+from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
+from rlsweep.trainables.policy import QPolicy
+from rlsweep.trainables.rollout_worker import Rollout
 
 
 @dataclass
@@ -66,27 +66,10 @@ class DQNConfig(OffPolicyConfig):
 class DQN(OffPolicyAlgorithm):
     """DQN as a Tune Trainable: `tune.run(DQN, config={"env": "CartPole-v1"})`."""
 
+    policy_class = QPolicy
     config_class = DQNConfig
     update_metrics = ("td_loss", "q_mean")
     policy: QPolicy
-
-    @classmethod
-    def make_policy(
-        cls,
-        config: DQNConfig,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Space,
-        device: str | torch.device,
-    ) -> QPolicy:
-        return QPolicy(
-            observation_space,
-            action_space,
-            config.hidden_sizes,
-            config.activation,
-            config.dueling,
-            config.normalize_obs,
-            device,
-        )
 
     def check_spaces(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space) -> None:
         if not isinstance(action_space, gym.spaces.Discrete):

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from trainables.config import ConfigError
+from rlsweep.trainables.config import ConfigError
 
 
 def check_env(env_id: str) -> str:

@@ -11,11 +11,11 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import torch
 
-from trainables.algorithm import Activation, Algorithm, AlgorithmConfig
-from trainables.config import ConfigError, check_range
-from trainables.policy import Policy
-from trainables.replay_buffer import ReplayBuffer, Transitions
-from trainables.rollout_worker import Rollout
+from rlsweep.trainables.algorithm import Activation, Algorithm, AlgorithmConfig
+from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.policy import Policy
+from rlsweep.trainables.replay_buffer import ReplayBuffer, Transitions
+from rlsweep.trainables.rollout_worker import Rollout
 
 
 @dataclass

@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from trainables.networks import ActorCritic, QNetwork, SquashedGaussianActor
-from trainables.normalizer import ObservationNormalizer
+from rlsweep.trainables.networks import ActorCritic, QNetwork, SquashedGaussianActor
+from rlsweep.trainables.normalizer import ObservationNormalizer
+
+if TYPE_CHECKING:
+    from rlsweep.trainables.algorithm import AlgorithmConfig
+    from rlsweep.trainables.dqn import DQNConfig
 
 
 class Policy:
     """A network plus the observation normalizer it was trained with.
 
-    Subclasses build `network` and define `act` (exploratory actions for rollouts, with
-    whatever per-step outputs their learner needs) and `compute_actions` (env-ready
-    actions, deterministic by default). `compute_single_action` is the deployment API.
+    Subclasses build `network` from the algorithm's config and define `act` (exploratory
+    actions for rollouts, with whatever per-step outputs their learner needs) and
+    `compute_actions` (env-ready actions, deterministic by default).
+    `compute_single_action` is the deployment API.
     """
 
     network: nn.Module
 
     def __init__(
         self,
+        config: AlgorithmConfig,
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Space,
-        normalize_obs: bool,
         device: torch.device | str = "cpu",
     ):
         self.observation_space = observation_space
@@ -36,7 +41,7 @@ class Policy:
         self.obs_dim = gym.spaces.flatdim(observation_space)
         self.action_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
         self.device = torch.device(device)
-        self.normalizer = ObservationNormalizer((self.obs_dim,), normalize_obs)
+        self.normalizer = ObservationNormalizer((self.obs_dim,), config.normalize_obs)
 
     def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         """Flat observations [..., obs_dim] (one-hot for Discrete spaces, as vector envs give
@@ -77,16 +82,14 @@ class ActorCriticPolicy(Policy):
 
     def __init__(
         self,
+        config: AlgorithmConfig,
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Space,
-        hidden_sizes: tuple[int, ...],
-        activation: str,
-        normalize_obs: bool,
         device: torch.device | str = "cpu",
     ):
-        super().__init__(observation_space, action_space, normalize_obs, device)
+        super().__init__(config, observation_space, action_space, device)
         self.network = ActorCritic(
-            self.obs_dim, self.action_dim, self.continuous, hidden_sizes, activation
+            self.obs_dim, self.action_dim, self.continuous, config.hidden_sizes, config.activation
         ).to(self.device)
 
     @torch.inference_mode()
@@ -121,18 +124,15 @@ class QPolicy(Policy):
 
     def __init__(
         self,
+        config: DQNConfig,
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Discrete,
-        hidden_sizes: tuple[int, ...],
-        activation: str,
-        dueling: bool,
-        normalize_obs: bool,
         device: torch.device | str = "cpu",
     ):
-        super().__init__(observation_space, action_space, normalize_obs, device)
-        self.network = QNetwork(self.obs_dim, self.action_dim, hidden_sizes, activation, dueling).to(
-            self.device
-        )
+        super().__init__(config, observation_space, action_space, device)
+        self.network = QNetwork(
+            self.obs_dim, self.action_dim, config.hidden_sizes, config.activation, config.dueling
+        ).to(self.device)
         self.epsilon = 0.0
 
     @torch.inference_mode()
@@ -169,17 +169,15 @@ class SquashedGaussianPolicy(Policy):
 
     def __init__(
         self,
+        config: AlgorithmConfig,
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Box,
-        hidden_sizes: tuple[int, ...],
-        activation: str,
-        normalize_obs: bool,
         device: torch.device | str = "cpu",
     ):
-        super().__init__(observation_space, action_space, normalize_obs, device)
-        self.network = SquashedGaussianActor(self.obs_dim, self.action_dim, hidden_sizes, activation).to(
-            self.device
-        )
+        super().__init__(config, observation_space, action_space, device)
+        self.network = SquashedGaussianActor(
+            self.obs_dim, self.action_dim, config.hidden_sizes, config.activation
+        ).to(self.device)
         self.low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device).flatten()
         self.high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device).flatten()
         self.uniform_actions = False

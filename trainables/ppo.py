@@ -10,16 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from trainables.advantages import compute_gae
-from trainables.algorithm import Algorithm, AlgorithmConfig
-from trainables.config import ConfigError, check_range
-from trainables.policy import ActorCriticPolicy
-from trainables.rollout_worker import Rollout
+from rlsweep.trainables.advantages import compute_gae
+from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig
+from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.policy import ActorCriticPolicy
+from rlsweep.trainables.rollout_worker import Rollout
 
 
 @dataclass
@@ -78,24 +77,8 @@ class PPOConfig(AlgorithmConfig):
 class PPO(Algorithm):
     """PPO as a Tune Trainable: `tune.run(PPO, config={"env": "CartPole-v1"})`."""
 
+    policy_class = ActorCriticPolicy
     config_class = PPOConfig
-
-    @classmethod
-    def make_policy(
-        cls,
-        config: PPOConfig,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Space,
-        device: str | torch.device,
-    ) -> ActorCriticPolicy:
-        return ActorCriticPolicy(
-            observation_space,
-            action_space,
-            config.hidden_sizes,
-            config.activation,
-            config.normalize_obs,
-            device,
-        )
 
     def setup_learner(self) -> None:
         self.optimizer = torch.optim.Adam(self.policy.network.parameters(), lr=self.algo_config.lr, eps=1e-5)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.rollout_worker import Rollout
+from rlsweep.trainables.rollout_worker import Rollout
 
 
 @dataclass

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from trainables.envs import episode_stats, make_vector_env
+from rlsweep.trainables.envs import episode_stats, make_vector_env
 
 
 class EnvError(RuntimeError):

@@ -21,10 +21,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from trainables.config import ConfigError, check_range
-from trainables.networks import TwinQ
-from trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
-from trainables.policy import SquashedGaussianPolicy
+from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.networks import TwinQ
+from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
+from rlsweep.trainables.policy import SquashedGaussianPolicy
 
 
 @dataclass
@@ -56,26 +56,10 @@ class SACConfig(OffPolicyConfig):
 class SAC(OffPolicyAlgorithm):
     """SAC as a Tune Trainable: `tune.run(SAC, config={"env": "Pendulum-v1"})`."""
 
+    policy_class = SquashedGaussianPolicy
     config_class = SACConfig
     update_metrics = ("critic_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_mean")
     policy: SquashedGaussianPolicy
-
-    @classmethod
-    def make_policy(
-        cls,
-        config: SACConfig,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Space,
-        device: str | torch.device,
-    ) -> SquashedGaussianPolicy:
-        return SquashedGaussianPolicy(
-            observation_space,
-            action_space,
-            config.hidden_sizes,
-            config.activation,
-            config.normalize_obs,
-            device,
-        )
 
     def check_spaces(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space) -> None:
         env = self.algo_config.env

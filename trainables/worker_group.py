@@ -12,7 +12,7 @@ import ray
 from ray.exceptions import OutOfMemoryError, RayActorError, WorkerCrashedError
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from trainables.rollout_worker import EnvError, Rollout, RolloutWorker, SamplingPolicy
+from rlsweep.trainables.rollout_worker import EnvError, Rollout, RolloutWorker, SamplingPolicy
 
 logger = logging.getLogger(__name__)
 
