@@ -36,7 +36,8 @@ def main() -> None:
     import ray
 
     from rlsweep.experiments.experiment import load_experiment
-    from rlsweep.experiments.runner import build_stopper, run_sweep
+    from rlsweep.experiments.outcome import Ending
+    from rlsweep.experiments.runner import run_experiment
 
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     started = time.perf_counter()
@@ -52,11 +53,10 @@ def main() -> None:
                     overrides["num_samples"] = args.num_samples
                 experiment = load_experiment(args.experiment, overrides)
                 started = time.perf_counter()
-                outcome = run_sweep(experiment, track_mlflow=tracking)
+                outcome = run_experiment(experiment, track_mlflow=tracking)
                 wall = time.perf_counter() - started
-            results = [r for r in outcome.results if r.metrics]
-            stopper = build_stopper(experiment)
-            in_step = sum(r.metrics.get("time_total_s", 0.0) for r in results)
+            results = [trial.final for trial in outcome.trials if trial.final]
+            in_step = sum(result.get("time_total_s", 0.0) for result in results)
             slots = experiment.max_concurrent_trials
             overhead = wall * slots - in_step
             rows.append(
@@ -65,14 +65,14 @@ def main() -> None:
                     "repeat": repeat,
                     "wall_s": wall,
                     "trials": len(results),
-                    "completed": sum(stopper("", r.metrics) for r in results),
-                    "stopped_early": sum(not stopper("", r.metrics) for r in results),
-                    "failed": sum(r.error is not None for r in outcome.results),
+                    "completed": outcome.count(Ending.REACHED_STOP),
+                    "stopped_early": outcome.count(Ending.STOPPED_EARLY),
+                    "failed": outcome.count(Ending.FAILED),
                     "s_per_trial": wall * slots / max(1, len(results)),
                     "in_step_s": in_step,
                     "overhead_s": overhead,
                     "overhead_pct": 100 * overhead / (wall * slots),
-                    "best": outcome.best.metrics[experiment.metric] if outcome.best else float("nan"),
+                    "best": outcome.best.score if outcome.best else float("nan"),
                 }
             )
             row = rows[-1]

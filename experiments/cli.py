@@ -8,12 +8,9 @@ import logging
 import os
 import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from rlsweep.trainables.checkpoint import CheckpointError
 from rlsweep.trainables.config import ConfigError
@@ -153,7 +150,6 @@ def _parse_overrides(assignments: list[str]) -> dict[str, Any]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rlsweep.experiments.experiment import load_experiment
-    from rlsweep.experiments.runner import run_sweep
 
     overrides = _parse_overrides(args.overrides)
     for key, value in (
@@ -164,18 +160,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[key] = value
     experiment = load_experiment(args.experiment, overrides)
-    # Our own progress lines replace Tune's console output engine (and its pointer to a
-    # TensorBoard folder in Ray's temp dir, which is not where our event files are).
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    started = time.perf_counter()
-    outcome = run_sweep(
-        experiment,
-        resume=args.resume,
-        address=args.address,
-        mlflow_uri=args.mlflow_uri,
-        track_mlflow=not args.no_mlflow,
-    )
-    print_sweep_summary(experiment, outcome, time.perf_counter() - started)
+    outcome = _run(experiment, args, resume=args.resume)
     if outcome.interrupted:
         resume = f"rlsweep sweep {args.experiment} --resume"
         if args.results_dir:
@@ -185,64 +170,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if outcome.best is not None else 1
 
 
-def print_sweep_summary(experiment: Any, outcome: Any, elapsed_s: float) -> None:
-    from rlsweep.experiments.runner import STUDY_FILE, build_stopper
-
-    stopper = build_stopper(experiment)
-    results = list(outcome.results)
-    errored = [r for r in results if r.error]
-    early = [r for r in results if not r.error and r.metrics and not stopper("", r.metrics)]
-    print()
-    finished = len(results) - len(errored) - len(early)
-    early_label = "stopped early or interrupted" if outcome.interrupted else "stopped early by the scheduler"
-    print(
-        f"Sweep {experiment.name!r}: {len(results)} trials ({finished} ran to a stop condition, "
-        f"{len(early)} {early_label}, {len(errored)} failed) in {elapsed_s:.0f} s"
-    )
-    if outcome.best is None:
-        print(f"No trial reported {experiment.metric!r}; nothing to recommend.")
-    else:
-        best = outcome.best
-        print(f"Best trial:   {Path(best.path).name}")
-        print(f"Best score:   {experiment.metric} = {best.metrics[experiment.metric]:.2f}")
-        print("Best config:")
-        document = yaml.safe_load(outcome.best_config_file.read_text())
-        for line in yaml.safe_dump(document["config"], sort_keys=True).splitlines():
-            print(f"  {line}")
-        print(f"Best config file: {outcome.best_config_file}")
-        print(f"  retrain it:     rlsweep train --config-file {outcome.best_config_file}")
-        if document.get("checkpoint"):
-            print(f"Best checkpoint:  {document['checkpoint']}")
-    print(f"Results:      {outcome.sweep_dir}")
-    print(f"Optuna study: sqlite:///{outcome.sweep_dir / STUDY_FILE}  (optuna-dashboard can open it)")
-    print(f"TensorBoard:  rlsweep tensorboard {outcome.sweep_dir}")
-    if outcome.mlflow_uri:
-        print(f"MLflow:       {outcome.mlflow_uri}  (experiment {experiment.name!r}; rlsweep ui to browse)")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from ray import tune
-
-    from rlsweep.experiments.mlflow_tracking import (
-        MLflowTrialLogger,
-        Tracking,
-        default_tracking_uri,
-        find_trial_run,
-    )
-    from rlsweep.experiments.runner import connect_ray
-    from rlsweep.experiments.tensorboard_logging import TensorBoardLogger
-    from rlsweep.trainables import get_algorithm
+    from rlsweep.experiments.experiment import StopSpec, training_experiment
+    from rlsweep.experiments.outcome import Ending
+    from rlsweep.experiments.yaml_files import read_yaml_mapping
     from rlsweep.trainables.checkpoint import read_checkpoint
-    from rlsweep.trainables.config import build_config
 
     document: dict[str, Any] = {}
     if args.config_file:
-        document = _read_config_file(args.config_file)
+        document = read_yaml_mapping(Path(args.config_file), "config file")
+        if not isinstance(document.get("config", {}), dict):
+            raise ConfigError(f"config file {args.config_file!r} must be a mapping with a 'config' mapping")
     elif args.restore:
         document = read_checkpoint(args.restore)
-    algorithm = get_algorithm(args.algo or document.get("algorithm", "PPO"))
     config = dict(document.get("config") or {})
-    config["env"] = args.env or document.get("env") or config.get("env", "CartPole-v1")
+    if args.env or document.get("env"):
+        config["env"] = args.env or document["env"]
     if args.config:
         try:
             extra = json.loads(args.config)
@@ -252,87 +195,38 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("--config must be a JSON object")
         config.update(extra)
     config.update(_parse_overrides(args.overrides))
-    build_config(algorithm.config_class, config)  # fail before Ray starts
     if args.restore:
-        read_checkpoint(args.restore, algorithm.__name__)
-
-    results_dir = Path(args.results_dir).expanduser().resolve() / "train"
-    _check_writable(results_dir)
-    stop: dict[str, float] = {"timesteps_total": args.timesteps}
-    if args.time_s:
-        stop["time_total_s"] = args.time_s
-    callbacks: list[Any] = [TensorBoardLogger()]
-    tracking = None
-    if not args.no_mlflow:
-        tracking = Tracking(
-            args.mlflow_uri or default_tracking_uri(args.results_dir), "train", results_dir.parent
-        )
-        callbacks.append(MLflowTrialLogger(tracking))
-    connect_ray(args.address)
-    env_slug = config["env"].replace(":", "_").replace("/", "_")
-    name = f"{algorithm.__name__}_{env_slug}_{time.strftime('%Y%m%d-%H%M%S')}"
-    analysis = tune.run(
-        algorithm,
-        name=name,
-        config=config,
-        stop=stop,
-        storage_path=str(results_dir),
-        checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=args.checkpoint_freq, checkpoint_at_end=True
-        ),
-        callbacks=callbacks,
-        restore=str(Path(args.restore).resolve()) if args.restore else None,
-        verbose=1,
+        config["restore_from"] = str(Path(args.restore).expanduser().resolve())
+    experiment = training_experiment(
+        args.algo or document.get("algorithm", "PPO"),
+        config,
+        StopSpec(timesteps_total=args.timesteps, time_total_s=args.time_s),
+        checkpoint_frequency=args.checkpoint_freq,
+        results_dir=args.results_dir,
     )
-    trial = analysis.trials[0]
-    result = trial.last_result or {}
-    print()
-    if trial.status == "ERROR":
-        print(f"Training failed; see {trial.path}/error.txt")
-        return 1
-    print(
-        f"Trained {algorithm.__name__} on {config['env']} for {result.get('timesteps_total', 0):,} env steps"
+    outcome = _run(experiment, args)
+    if outcome.interrupted:
+        return 130
+    return 1 if outcome.count(Ending.FAILED) else 0
+
+
+def _run(experiment: Any, args: argparse.Namespace, resume: bool = False) -> Any:
+    """Run an experiment through the one pipeline, then print its summary."""
+    from rlsweep.experiments.runner import run_experiment
+    from rlsweep.experiments.summary import print_summary
+
+    # Our own progress lines replace Tune's console output engine (and its pointer to a
+    # TensorBoard folder in Ray's temp dir, which is not where our event files are).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    outcome = run_experiment(
+        experiment,
+        resume=resume,
+        address=args.address,
+        mlflow_uri=args.mlflow_uri,
+        track_mlflow=not args.no_mlflow,
     )
-    for key in ("episode_return_mean", "evaluation/episode_return_mean"):
-        if key in result:
-            print(f"  {key} = {result[key]:.2f}")
-    checkpoint = trial.checkpoint
-    print(f"Results:    {trial.path}")
-    if checkpoint is not None:
-        print(f"Checkpoint: {checkpoint.path}")
-    if tracking is not None and checkpoint is not None:
-        run_id = tracking.call(lambda: find_trial_run(tracking, trial.trial_id, None), "finding the run")
-        if run_id:
-            tracking.call(
-                lambda: tracking.client.log_artifacts(run_id, checkpoint.path, "checkpoint"),
-                "logging the checkpoint",
-            )
-            print(f"MLflow:     {tracking.tracking_uri}  (experiment 'train', run {run_id})")
-    return 0
-
-
-def _read_config_file(path: str) -> dict[str, Any]:
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"config file {path!r} does not exist")
-    from rlsweep.experiments.experiment import load_yaml
-
-    try:
-        document = load_yaml(file.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path!r} is not valid YAML: {error}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
-        raise ConfigError(f"config file {path!r} must be a mapping with a 'config' mapping")
-    return document
-
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"cannot create results folder {str(directory)!r}: {error.strerror}") from None
-    if not os.access(directory, os.W_OK):
-        raise ConfigError(f"results folder {str(directory)!r} is not writable")
+    print_summary(outcome)
+    return outcome
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -360,17 +254,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_best(args: argparse.Namespace) -> int:
     from ray import tune
 
-    from rlsweep.experiments.runner import best_result, load_sweep, write_best_config
+    from rlsweep.experiments.outcome import collect_outcome
+    from rlsweep.experiments.report import write_best_config
+    from rlsweep.experiments.sweep_folder import SweepFolder
 
-    sweep_dir, experiment = load_sweep(args.results_dir)
-    results = tune.Tuner.restore(str(sweep_dir), trainable=experiment.trainable).get_results()
-    best = best_result(results, experiment)
-    if best is None:
-        raise ConfigError(f"no trial in {str(sweep_dir)!r} reported {experiment.metric!r}")
-    path = write_best_config(sweep_dir, experiment, best)
+    folder = SweepFolder.find(args.results_dir)
+    experiment = folder.read_experiment()
+    results = tune.Tuner.restore(str(folder.path), trainable=experiment.trainable).get_results()
+    outcome = collect_outcome(experiment, folder, results, elapsed_s=0.0)
+    if outcome.best is None:
+        raise ConfigError(f"no trial in {str(folder.path)!r} reported {experiment.metric!r}")
+    path = write_best_config(outcome)
     if args.output:
         path = Path(args.output)
-        path.write_text((sweep_dir / "best_config.yaml").read_text())
+        path.write_text(folder.best_config_file.read_text())
     print(path.read_text(), end="")
     print(f"# written to {path}", file=sys.stderr)
     return 0
@@ -414,19 +311,20 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 
 
 def tensorboard_logdir(path: Path) -> Path:
-    """A sweep folder as given; else the newest sweep below it (sweep folders are named by
-    their start time), whether `path` is an experiment's folder or the results folder."""
-    from rlsweep.experiments.runner import EXPERIMENT_FILE, latest_sweep_dir
+    """A run's folder as given; else the newest run below it, whether `path` is an
+    experiment's folder or the results folder."""
+    from rlsweep.experiments.sweep_folder import EXPERIMENT_FILE, SweepFolder, started
 
     path = path.expanduser().resolve()
     if not path.is_dir():
         raise ConfigError(f"results folder {str(path)!r} does not exist")
     if (path / EXPERIMENT_FILE).is_file():
         return path
-    candidates = [p for p in [latest_sweep_dir(path), *map(latest_sweep_dir, path.iterdir())] if p]
-    if not candidates:
+    candidates = [SweepFolder.latest(p) for p in [path, *(d for d in path.iterdir() if d.is_dir())]]
+    runs = [folder.path for folder in candidates if folder is not None]
+    if not runs:
         raise ConfigError(f"{str(path)!r} holds no rlsweep sweep")
-    return max(candidates, key=lambda p: p.name)
+    return max(runs, key=started)
 
 
 def _tool(name: str) -> str:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-import yaml
+from ray import tune
 
 from rlsweep.experiments.schedulers import check_scheduler
+from rlsweep.experiments.yaml_files import load_yaml, read_yaml_mapping
 from rlsweep.search_spaces import SearchSpace, get_search_space
 from rlsweep.trainables import Algorithm, get_algorithm
-from rlsweep.trainables.config import ConfigError, build_config, check_range
+from rlsweep.trainables.config import ConfigError, build_config, check_range, did_you_mean
 from rlsweep.trainables.envs import check_env
 
 EXPERIMENTS_DIR = Path(__file__).parent / "shipped"
@@ -24,6 +23,9 @@ EXPERIMENTS_DIR = Path(__file__).parent / "shipped"
 
 SPACE_CHECK_SAMPLES = 64
 """Configs sampled from a space at load time to prove it only produces valid ones."""
+
+FIXED_SPACE = "fixed"
+"""The search space that searches nothing: an experiment that trains its config as it is."""
 
 
 @dataclass
@@ -48,6 +50,44 @@ class StopSpec:
                 "experiment key 'stop' needs at least one of timesteps_total, time_total_s or "
                 "training_iteration, or trials would run forever"
             )
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """The budget conditions, by the result key each limits."""
+        budget = {
+            "timesteps_total": self.timesteps_total,
+            "time_total_s": self.time_total_s,
+            "training_iteration": self.training_iteration,
+        }
+        return {key: limit for key, limit in budget.items() if limit is not None}
+
+
+class StopConditions(tune.Stopper):
+    """Ends a trial at the first of the experiment's stop conditions; never the whole sweep.
+
+    `reached(result)` is also how rlsweep tells a trial that ran to a stop condition from
+    one a scheduler stopped early (see `rlsweep.experiments.outcome`).
+    """
+
+    def __init__(self, stop: StopSpec, metric: str, mode: str):
+        self.limits = stop.limits
+        self.target = stop.target
+        self.metric = metric
+        self.mode = mode
+
+    def reached(self, result: dict[str, Any]) -> bool:
+        if any(result.get(key, 0) >= limit for key, limit in self.limits.items()):
+            return True
+        if self.target is None or self.metric not in result:
+            return False
+        value = result[self.metric]
+        return value >= self.target if self.mode == "max" else value <= self.target
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return self.reached(result)
+
+    def stop_all(self) -> bool:
+        return False
 
 
 @dataclass
@@ -82,7 +122,8 @@ class Experiment:
     config: dict[str, Any] = field(default_factory=dict)
     """Fixed trainable config for every trial; wins over what the space samples."""
     search_space: str | None = None
-    """A name from search_spaces; defaults to the algorithm's own space."""
+    """A name from search_spaces; defaults to the algorithm's own space; `fixed` searches
+    nothing (every trial trains `config` as it is)."""
     search_params: dict[str, Any] = field(default_factory=dict)
     """Narrow space parameters ({low, high} or {choices}) or fix them (a plain value)."""
     metric: str = "evaluation/episode_return_mean"
@@ -118,9 +159,10 @@ class Experiment:
         known = {f.name for f in dataclasses.fields(self.trainable.config_class)}
         for key in self.config:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(f"experiment key 'config.{key}' is not a {self.algorithm} config key{hint}")
+                raise ConfigError(
+                    f"experiment key 'config.{key}' is not a {self.algorithm} config key"
+                    f"{did_you_mean(key, known)}"
+                )
         check_range("num_samples", self.num_samples, 1, label="experiment")
         check_range("max_concurrent_trials", self.max_concurrent_trials, 1, label="experiment")
         check_range("max_failures", self.max_failures, 0, label="experiment")
@@ -134,6 +176,15 @@ class Experiment:
         return self.search_space or self.algorithm.lower()
 
     @property
+    def is_search(self) -> bool:
+        """Whether trials sample their configs (and an Optuna study records them)."""
+        return self.space_name != FIXED_SPACE
+
+    @property
+    def is_pbt(self) -> bool:
+        return self.scheduler.get("type") == "pbt"
+
+    @property
     def trainable(self) -> type[Algorithm]:
         return get_algorithm(self.algorithm)
 
@@ -142,6 +193,10 @@ class Experiment:
         """Config every trial gets: env, seed, resources, then the experiment's `config`."""
         resources = {k: v for k, v in dataclasses.asdict(self.resources).items() if v is not None}
         return {"env": self.env, "seed": self.seed, **resources, **self.config}
+
+    @property
+    def stop_conditions(self) -> StopConditions:
+        return StopConditions(self.stop, self.metric, self.mode)
 
     def space(self) -> SearchSpace:
         return get_search_space(self.space_name).narrowed(self.search_params, self.fixed_config)
@@ -153,7 +208,7 @@ class Experiment:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=self.seed))
         asked: set[str] = set()
-        for _ in range(samples):
+        for _ in range(samples if self.is_search else 1):
             trial = study.ask()
             try:
                 config, asked_now = space.sample_config(trial)
@@ -163,18 +218,28 @@ class Experiment:
                 ) from None
             asked |= asked_now
             try:
-                build_config(self.trainable.config_class, config)
+                trainable_config = build_config(self.trainable.config_class, config)
             except ConfigError as error:
+                if not self.is_search:
+                    raise
                 raise ConfigError(
                     f"search space {self.space_name!r} with this experiment's settings "
                     f"gave an invalid config: {error}"
                 ) from None
+            self._check_metric_is_reported(trainable_config.evaluation_interval)
             study.tell(trial, 0.0)
         unknown = sorted(set(self.search_params) - asked)
         if unknown:
             raise ConfigError(
                 f"experiment key 'search_params' names {unknown}, which search space {self.space_name!r} "
                 f"does not have; it has {sorted(asked)}"
+            )
+
+    def _check_metric_is_reported(self, evaluation_interval: int) -> None:
+        if self.metric.startswith("evaluation/") and evaluation_interval == 0:
+            raise ConfigError(
+                f"experiment key 'metric' is {self.metric!r}, which trials never report with "
+                "config.evaluation_interval: 0; evaluate, or use metric: episode_return_mean"
             )
 
     def check_resources(self, cluster_cpus: float, cluster_gpus: float) -> None:
@@ -193,22 +258,6 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML follows YAML 1.1, where `1e-3` is a string; YAML 1.2 and every RL config
-    author read it as a float."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
-
-
-def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
 
 
 def resolve_experiment_path(name_or_path: str) -> Path:
@@ -232,33 +281,49 @@ def list_experiments() -> list[str]:
 def load_experiment(name_or_path: str, overrides: dict[str, Any] | None = None) -> Experiment:
     """Read, override and validate an experiment; every problem is a one-line ConfigError."""
     path = resolve_experiment_path(name_or_path)
-    try:
-        data = load_yaml(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"experiment file {str(path)!r} is not valid YAML{_yaml_location(error)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"experiment file {str(path)!r} must hold a mapping of keys to values")
+    data = read_yaml_mapping(path, "experiment file")
     data.setdefault("name", path.stem)
     for dotted_key, value in (overrides or {}).items():
         set_dotted(data, dotted_key, value)
     return experiment_from_dict(data)
 
 
-def _yaml_location(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    if mark is None:
-        return f": {error}"
-    where = f" at line {mark.line + 1}, column {mark.column + 1}: {getattr(error, 'problem', '')}"
-    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
-    if context and context_mark is not None:
-        where += f" ({context} at line {context_mark.line + 1})"
-    return where
-
-
 def experiment_from_dict(data: dict[str, Any]) -> Experiment:
     experiment = build_config(Experiment, data, label="experiment")
     experiment.check_space()
     return experiment
+
+
+def training_experiment(
+    algorithm: str,
+    config: dict[str, Any],
+    stop: StopSpec,
+    *,
+    checkpoint_frequency: int,
+    results_dir: str,
+) -> Experiment:
+    """The one-trial experiment `rlsweep train` runs: `config` as it is, tracked under
+    "train". Its metric is the evaluation return, or the training return when the config
+    turns evaluation off."""
+    trainable = get_algorithm(algorithm)
+    config = dict(config)
+    env = config.pop("env", trainable.config_class.env)
+    evaluation_interval = build_config(trainable.config_class, {**config, "env": env}).evaluation_interval
+    return experiment_from_dict(
+        {
+            "name": "train",
+            "algorithm": trainable.__name__,
+            "env": env,
+            "config": config,
+            "search_space": FIXED_SPACE,
+            "metric": "evaluation/episode_return_mean" if evaluation_interval else "episode_return_mean",
+            "num_samples": 1,
+            "max_concurrent_trials": 1,
+            "stop": dataclasses.asdict(stop),
+            "results_dir": results_dir,
+            "checkpoint_frequency": checkpoint_frequency,
+        }
+    )
 
 
 def set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> None:
@@ -280,5 +345,5 @@ def parse_assignment(assignment: str) -> tuple[str, Any]:
         raise ConfigError(f"expected key=value, got {assignment!r}")
     try:
         return key.strip(), load_yaml(raw)
-    except yaml.YAMLError:
+    except Exception:
         return key.strip(), raw

@@ -6,6 +6,9 @@ from typing import Any
 
 Scalar = str | bool | int | float
 
+STEP_KEY = "timesteps_total"
+"""Trackers plot every metric against env steps, so trials with different batch sizes line up."""
+
 
 def trial_hyperparameters(config: dict[str, Any]) -> dict[str, Scalar]:
     """The trial's config without Tune's bookkeeping keys, sorted by key; sequences such as

@@ -10,7 +10,9 @@ from typing import Any, TextIO
 from ray import tune
 from ray.tune.experiment import Trial
 
+from rlsweep.experiments.experiment import Experiment
 from rlsweep.experiments.hyperparameters import trial_hyperparameters
+from rlsweep.experiments.outcome import Ending, failure_reason, trial_ending
 
 STATUS_INTERVAL_S = 15.0
 
@@ -25,21 +27,12 @@ class SweepProgress(tune.Callback):
     """Prints trial starts (with their sampled hyperparameters), ends (and why), failures,
     and every STATUS_INTERVAL_S a table of all trials with the experiment's metric."""
 
-    def __init__(
-        self,
-        metric: str,
-        mode: str,
-        num_samples: int,
-        fixed_config: dict[str, Any],
-        stopped_by_condition: Any,
-        out: TextIO | None = None,
-    ):
+    def __init__(self, experiment: Experiment, out: TextIO | None = None):
         # `out` stays None for stdout: Tune pickles callbacks with the sweep state for resuming.
-        self.metric = metric
-        self.mode = mode
-        self.num_samples = num_samples
-        self.fixed_keys = set(fixed_config)
-        self.stopped_by_condition = stopped_by_condition
+        self.metric = experiment.metric
+        self.num_samples = experiment.num_samples
+        self.fixed_keys = set(experiment.fixed_config)
+        self.stop_conditions = experiment.stop_conditions
         self._out = out
         self.started = self.last_status = time.monotonic()
 
@@ -58,21 +51,22 @@ class SweepProgress(tune.Callback):
         sampled = trial_hyperparameters({k: v for k, v in trial.config.items() if k not in self.fixed_keys})
         params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sampled.items())
         started = sum(t.status != Trial.PENDING or t is trial for t in trials)
-        self._print(f"trial {trial.trial_id} started ({started}/{self.num_samples}): {params}")
+        self._print(
+            f"trial {trial.trial_id} started ({started}/{self.num_samples}){': ' if params else ''}{params}"
+        )
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         result = trial.last_result or {}
         steps = _format_number(result.get("timesteps_total"), 0)
         score = _format_number(result.get(self.metric), 2)
-        why = (
-            "finished"
-            if self.stopped_by_condition(trial.trial_id, result)
-            else "stopped early by the scheduler"
-        )
+        ending = trial_ending(result, failed=False, stop=self.stop_conditions)
+        why = "finished" if ending is Ending.REACHED_STOP else ending.value
         self._print(f"trial {trial.trial_id} {why} at {steps} env steps: {self.metric} = {score}")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._print(f"trial {trial.trial_id} failed; details in {trial.path}/error.txt")
+        error = trial.get_pickled_error() or trial.get_error()
+        reason = f": {failure_reason(error)}" if error else ""
+        self._print(f"trial {trial.trial_id} failed{reason} (details in {trial.path}/error.txt)")
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         now = time.monotonic()

@@ -9,9 +9,7 @@ from ray.tune.logger import TBXLoggerCallback
 from tensorboardX import SummaryWriter
 from tensorboardX.summary import hparams
 
-from rlsweep.experiments.hyperparameters import numeric_metrics, trial_hyperparameters
-
-STEP_KEY = "timesteps_total"
+from rlsweep.experiments.hyperparameters import STEP_KEY, numeric_metrics, trial_hyperparameters
 
 
 class TensorBoardLogger(TBXLoggerCallback):

@@ -5,26 +5,25 @@ Each is usable directly as `OptunaSearch(space=search_spaces.ppo, ...)`.
 
 from __future__ import annotations
 
-import difflib
-
 from rlsweep.search_spaces.dqn import dqn
+from rlsweep.search_spaces.fixed import fixed
 from rlsweep.search_spaces.ppo import ppo
 from rlsweep.search_spaces.sac import sac
 from rlsweep.search_spaces.search_space import NarrowedTrial, SearchSpace, search_space
-from rlsweep.trainables.config import ConfigError
+from rlsweep.trainables.config import ConfigError, did_you_mean
 
-SEARCH_SPACES: dict[str, SearchSpace] = {"ppo": ppo, "dqn": dqn, "sac": sac}
+SEARCH_SPACES: dict[str, SearchSpace] = {"ppo": ppo, "dqn": dqn, "sac": sac, "fixed": fixed}
 """Space names as experiment files spell them."""
 
 
 def get_search_space(name: str) -> SearchSpace:
     if name not in SEARCH_SPACES:
-        close = difflib.get_close_matches(name, list(SEARCH_SPACES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else f"; available: {', '.join(SEARCH_SPACES)}"
+        hint = did_you_mean(name, SEARCH_SPACES) or f"; available: {', '.join(SEARCH_SPACES)}"
         raise ConfigError(f"unknown search space {name!r}{hint}")
     return SEARCH_SPACES[name]
 
 
 __all__ = [
-    "SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "dqn", "get_search_space", "ppo", "sac", "search_space",
+    "SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "dqn", "fixed", "get_search_space", "ppo", "sac",
+    "search_space",
 ]  # fmt: skip

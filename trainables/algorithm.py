@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from ray import tune
 
-from rlsweep.trainables.checkpoint import read_checkpoint, write_checkpoint
+from rlsweep.trainables.checkpoint import checkpoint_file, read_checkpoint, write_checkpoint
 from rlsweep.trainables.config import ConfigError, build_config, check_range
 from rlsweep.trainables.envs import check_env, env_spaces, make_vector_env
 from rlsweep.trainables.evaluation import evaluate
@@ -64,6 +64,9 @@ class AlgorithmConfig:
     """Deterministic episodes per evaluation, on envs separate from the workers."""
     max_worker_restarts: int = 3
     """Rollout workers the trial replaces (dead actor, failing env) before it fails itself."""
+    restore_from: str | None = None
+    """An rlsweep checkpoint of this algorithm to continue from (weights, optimizer state,
+    counters) instead of starting from scratch; `rlsweep train --restore` sets it."""
 
     def validate(self) -> None:
         check_env(self.env)
@@ -78,6 +81,8 @@ class AlgorithmConfig:
         check_range("evaluation_interval", self.evaluation_interval, 0)
         check_range("max_worker_restarts", self.max_worker_restarts, 0)
         check_range("evaluation_num_episodes", self.evaluation_num_episodes, 1)
+        if self.restore_from is not None:
+            checkpoint_file(self.restore_from)
 
 
 class DivergenceError(FloatingPointError):
@@ -180,6 +185,8 @@ class Algorithm(tune.Trainable):
             make_worker_policy,
             cfg.max_worker_restarts,
         )
+        if cfg.restore_from is not None:
+            self.load_checkpoint(cfg.restore_from)
 
     def step(self) -> dict[str, Any]:
         cfg = self.algo_config

@@ -28,17 +28,23 @@ def write_checkpoint(
     torch.save(payload, Path(checkpoint_dir) / STATE_FILE)
 
 
-def read_checkpoint(path: str | Path, algorithm: str | None = None) -> dict[str, Any]:
-    """The payload written by `write_checkpoint`, from the checkpoint directory or its state file.
-
-    With `algorithm`, a checkpoint of another algorithm is an error too.
-    """
+def checkpoint_file(path: str | Path) -> Path:
+    """The state file of a checkpoint directory (or the file itself), checked to exist."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     state_file = path / STATE_FILE if path.is_dir() else path
     if not state_file.is_file():
         raise CheckpointError(f"{str(path)!r} is not an rlsweep checkpoint (no {STATE_FILE} in it)")
+    return state_file
+
+
+def read_checkpoint(path: str | Path, algorithm: str | None = None) -> dict[str, Any]:
+    """The payload written by `write_checkpoint`, from the checkpoint directory or its state file.
+
+    With `algorithm`, a checkpoint of another algorithm is an error too.
+    """
+    state_file = checkpoint_file(path)
     try:
         # Our own pickled payload (numpy arrays, RNG state): only load checkpoints you trust.
         payload = torch.load(state_file, map_location="cpu", weights_only=False)

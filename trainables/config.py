@@ -33,7 +33,7 @@ def build_config(
         if key.startswith("__"):
             continue
         if key not in fields:
-            raise ConfigError(f"unknown {label} key {prefix + key!r}{_did_you_mean(key, fields)}")
+            raise ConfigError(f"unknown {label} key {prefix + key!r}{did_you_mean(key, fields)}")
         kwargs[key] = _coerce(prefix + key, value, hints[key], label)
     config = config_cls(**kwargs)
     if hasattr(config, "validate"):
@@ -41,8 +41,9 @@ def build_config(
     return config
 
 
-def _did_you_mean(key: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(choices), n=1)
+def did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
+    """ " (did you mean 'x'?)" for the closest of `choices`, else ""; ends an error message."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -1,0 +1,96 @@
+"""How a run chooses its trials' configs: Optuna's define-by-run search over the
+experiment's space, a population Optuna samples for PBT, or the fixed config alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import optuna
+from ray import tune
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm
+from ray.tune.search.optuna import OptunaSearch
+
+from rlsweep.experiments.experiment import Experiment
+from rlsweep.experiments.sweep_folder import SweepFolder
+
+POPULATION_KEY = "__population_member"
+"""Under PBT, the config key (ignored by trainables) naming a trial's initial population member."""
+
+SAMPLERS = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed),
+    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed),
+}
+
+
+@dataclass
+class Search:
+    """What the Tuner needs to create trials."""
+
+    algorithm: SearchAlgorithm
+    param_space: dict[str, Any]
+    num_samples: int
+
+
+def build_search(experiment: Experiment, folder: SweepFolder) -> Search:
+    """The search for the experiment.
+
+    Optuna's study is persisted to SQLite in the run's folder, so optuna-dashboard can open
+    it while (or after) the sweep runs. PBT accepts no search algorithm, so there Optuna
+    samples the initial population up front (recorded in the same study) and a grid over
+    member indices plays it back. A fixed config needs no study at all.
+    """
+    limit = experiment.max_concurrent_trials
+    if not experiment.is_search:
+        return Search(
+            BasicVariantGenerator(max_concurrent=limit), experiment.fixed_config, experiment.num_samples
+        )
+    if experiment.is_pbt:
+        study = optuna_study(experiment, folder)
+        space = experiment.space()
+        population = [space(study.ask()) for _ in range(experiment.num_samples)]
+        param_space: dict[str, Any] = {POPULATION_KEY: tune.grid_search(list(range(len(population))))}
+        for key in population[0]:
+            param_space[key] = tune.sample_from(partial(_member_value, population, key))
+        return Search(BasicVariantGenerator(max_concurrent=limit), param_space, 1)
+    searcher = OptunaSearch(
+        space=experiment.space(),
+        metric=experiment.metric,
+        mode=experiment.mode,
+        sampler=SAMPLERS[experiment.sampler](experiment.seed),
+        study_name=experiment.name,
+        storage=optuna.storages.RDBStorage(folder.study_url),
+    )
+    return Search(ConcurrencyLimiter(searcher, max_concurrent=limit), {}, experiment.num_samples)
+
+
+def _member_value(population: list[dict[str, Any]], key: str, spec: Any) -> Any:
+    return population[spec.config[POPULATION_KEY]][key]
+
+
+def optuna_study(experiment: Experiment, folder: SweepFolder) -> optuna.Study:
+    return optuna.create_study(
+        study_name=experiment.name,
+        storage=folder.study_url,
+        sampler=SAMPLERS[experiment.sampler](experiment.seed),
+        direction="maximize" if experiment.mode == "max" else "minimize",
+        load_if_exists=True,
+    )
+
+
+def tell_population(experiment: Experiment, folder: SweepFolder, scores: dict[int, float | None]) -> None:
+    """Report each PBT member's final score (None: it failed), keyed by population index,
+    to the Optuna trial that sampled its start."""
+    study = optuna_study(experiment, folder)
+    for member, score in scores.items():
+        optuna_trial = study.trials[member]
+        if optuna_trial.state != optuna.trial.TrialState.RUNNING:
+            continue
+        if score is None:
+            study.tell(optuna_trial.number, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(optuna_trial.number, score)
