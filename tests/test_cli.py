@@ -1,5 +1,6 @@
 """The rlsweep CLI: real sweeps through Ray Tune, and one clear line for every bad input."""
 
+import re
 from pathlib import Path
 
 import optuna
@@ -115,3 +116,13 @@ def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
 def test_ui_without_a_tracking_store_is_a_clear_error(tmp_path, capsys):
     assert main(["ui", "--results-dir", str(tmp_path)]) == 2
     assert "no MLflow store at sqlite:///" in capsys.readouterr().err
+
+
+def test_train_runs_through_the_sweep_pipeline_with_its_progress_lines(tmp_path, capsys, ray_session):
+    assert main(["train", "--timesteps", "2000", "--results-dir", str(tmp_path), "--no-mlflow"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\] trial \w+ started \(1/1\)", out)
+    assert re.search(r"\] trial \w+ finished at [\d,]+ env steps", out)
+    assert "Trained PPO on CartPole-v1 for" in out
+    (run,) = (tmp_path / "train").iterdir()
+    assert (run / "experiment.yaml").is_file() and (run / "trials.csv").is_file()
