@@ -41,9 +41,7 @@ def test_an_image_inside_a_dict_is_kept_apart_as_uint8_channels_first():
 
 
 def test_an_action_mask_in_the_observation_or_in_info_becomes_the_mask():
-    space = gym.spaces.Dict(
-        {"board": gym.spaces.Box(0, 1, (4,)), "action_mask": gym.spaces.MultiBinary(3)}
-    )
+    space = gym.spaces.Dict({"board": gym.spaces.Box(0, 1, (4,)), "action_mask": gym.spaces.MultiBinary(3)})
     layout = ObservationLayout.of(space)
     encoded = layout.encode({"board": np.zeros((1, 4)), "action_mask": np.array([[1, 0, 1]])})
     assert layout.vector_dim == 4
