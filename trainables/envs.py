@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlsweep.trainables import atari
 from rlsweep.trainables.config import ConfigError
 
 
@@ -25,6 +26,7 @@ def check_env(env_id: str) -> str:
             raise ConfigError(
                 f"unknown env {env_id!r}: importing {module!r} failed with {type(error).__name__}: {error}"
             ) from None
+    atari.ensure_registered(registered_id)
     try:
         gym.spec(registered_id)
     except (gym.error.Error, ModuleNotFoundError, ImportError, AttributeError) as error:
@@ -39,9 +41,11 @@ def make_vector_env(
     episode statistics; observations as the env gives them (see `observations.py`).
 
     Envs with a native vector implementation (CartPole steps ~9x faster that way) use it;
-    others run in a SyncVectorEnv.
+    others run in a SyncVectorEnv. Atari games get their own (`rlsweep.trainables.atari`).
     """
     registered_id = check_env(env_id)
+    if atari.is_atari(registered_id):
+        return atari.make_vector_env(registered_id, num_envs, env_config)
     kwargs = dict(env_config or {})
     mode = "vector_entry_point" if _has_native_vector(registered_id, kwargs) else "sync"
     env = gym.make_vec(registered_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
@@ -52,7 +56,10 @@ def env_spaces(
     env_id: str, env_config: dict[str, Any] | None = None
 ) -> tuple[gym.spaces.Space, gym.spaces.Space]:
     """The observation and action spaces of one `env_id` env, as a policy is built for."""
-    env = gym.make(check_env(env_id), **(env_config or {}))
+    registered_id = check_env(env_id)
+    if atari.is_atari(registered_id):
+        return atari.spaces(registered_id, env_config)
+    env = gym.make(registered_id, **(env_config or {}))
     spaces = env.observation_space, env.action_space
     env.close()
     return spaces

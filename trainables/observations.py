@@ -34,15 +34,23 @@ def is_image(space: gym.spaces.Space) -> bool:
     return (
         isinstance(space, gym.spaces.Box)
         and space.dtype == np.uint8
-        and (len(space.shape) == 2 or (len(space.shape) == 3 and min(space.shape) <= 4))
+        and (len(space.shape) == 2 or (len(space.shape) == 3 and _channels_axis(space.shape) is not None))
     )
 
 
+def _channels_axis(shape: tuple[int, ...]) -> int | None:
+    """Where a 3-d image keeps its channels: the smallest axis, first (stacked frames, CxHxW)
+    or last (HxWxC); None when the smallest is in the middle."""
+    if shape[0] == min(shape):
+        return 0
+    return 2 if shape[2] == min(shape) else None
+
+
 def image_shape(space: gym.spaces.Box) -> tuple[int, int, int]:
-    """(C, H, W) of an image space: channels are the smallest axis, first or last."""
+    """(C, H, W) of an image space."""
     if len(space.shape) == 2:
         return (1, *space.shape)
-    if space.shape[0] <= 4:
+    if _channels_axis(space.shape) == 0:
         return space.shape
     height, width, channels = space.shape
     return channels, height, width
@@ -156,6 +164,6 @@ def _flatten_batch(space: gym.spaces.Space, batch: Any) -> np.ndarray:
 def _channels_first(space: gym.spaces.Box, batch: np.ndarray) -> np.ndarray:
     if len(space.shape) == 2:
         return batch[:, None]
-    if space.shape[0] <= 4:
+    if _channels_axis(space.shape) == 0:
         return batch
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
