@@ -1,5 +1,6 @@
 """Experience replay for off-policy learners: numpy ring buffers of (n-step) transitions,
-one per member, sampled together as [K, B] batches."""
+one per member, sampled together as [K, B] batches. Image observations are stored by
+reference into a FrameStore, each frame once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from rlsweep.trainables.frame_store import FrameStore
 from rlsweep.trainables.observations import Observations
 from rlsweep.trainables.rollout_worker import Rollout
 
@@ -125,6 +127,12 @@ class ReplayBuffer:
     step's window may reach into the worker's next rollout, so the last n - 1 steps of
     each are held back until it arrives. Storage is allocated on the first transitions,
     shaped like them.
+
+    The "image" entry of obs and next_obs is stored as references into `frames` ([C] int64
+    per observation, see `rlsweep.trainables.frame_store`) and read back as uint8 images by
+    `sample`. When the frame ring has overwritten a transition's oldest frames (which
+    happens to a few of the oldest when episodes are short), that transition is no longer
+    sampled, nor counted by `len`.
     """
 
     def __init__(self, capacity: int, seeds: Sequence[int], n_step: int = 1):
@@ -136,15 +144,29 @@ class ReplayBuffer:
         self.sizes = np.zeros(self.members, dtype=np.int64)
         self.rngs = [np.random.default_rng(seed) for seed in seeds]
         self.pending: dict[tuple[int, int], Steps] = {}  # per (worker, member): steps whose window is open
+        self.frames = FrameStore(self.members, capacity)
 
     def __len__(self) -> int:
-        """Transitions per member (the fewest any member holds)."""
-        return int(self.sizes.min())
+        """Transitions per member that can be sampled (the fewest any member has)."""
+        if not self.frames.overwritten():
+            return int(self.sizes.min())
+        return int(min(self._alive(member, np.arange(size)).sum() for member, size in enumerate(self.sizes)))
+
+    def _alive(self, member: int, index: np.ndarray) -> np.ndarray:
+        """Whether member's transitions at `index` still have all their frames."""
+        if self.storage is None or "image" not in self.storage.obs:
+            return np.ones(len(index), dtype=bool)
+        refs = np.concatenate(
+            [self.storage.obs["image"][member, index], self.storage.next_obs["image"][member, index]], axis=-1
+        )
+        return self.frames.alive(member, refs)
 
     def add_rollout(self, rollout: Rollout, source: int, gamma: float) -> None:
         """Store the n-step transitions of `rollout`, the next one from worker `source`."""
         for member in range(self.members):
             steps = Steps.of_member(rollout, member)
+            if "image" in steps.obs:
+                steps.obs["image"] = self.frames.add(member, source, steps.obs["image"])  # [T+1, N, C]
             if (source, member) in self.pending:
                 steps = self.pending[source, member].then(steps)
             self.add(member, n_step_transitions(steps, self.n_step, gamma))
@@ -154,6 +176,7 @@ class ReplayBuffer:
         """Forget the steps held back for open windows: after a worker is replaced, its new
         envs start new episodes, so those windows will never continue."""
         self.pending.clear()
+        self.frames.forget_latest()
 
     def add(self, member: int, transitions: Transitions) -> None:
         count = len(transitions.rewards)
@@ -171,15 +194,29 @@ class ReplayBuffer:
         """`batch_size` transitions per member, each drawn uniformly from its own buffer with
         replacement: [K, batch_size, ...]."""
         assert self.storage is not None
-        index = np.stack(
-            [rng.integers(0, size, size=batch_size) for rng, size in zip(self.rngs, self.sizes, strict=True)]
-        )
-        return self.storage.select((np.arange(self.members)[:, None], index))
+        index = np.stack([self._sample_index(member, batch_size) for member in range(self.members)])
+        members = np.arange(self.members)[:, None]
+        transitions = self.storage.select((members, index))
+        if "image" in transitions.obs:
+            transitions.obs["image"] = self.frames.get(members, transitions.obs["image"])
+            transitions.next_obs["image"] = self.frames.get(members, transitions.next_obs["image"])
+        return transitions
+
+    def _sample_index(self, member: int, batch_size: int) -> np.ndarray:
+        """Uniform indices of member's transitions that still have their frames."""
+        rng, size = self.rngs[member], self.sizes[member]
+        index = rng.integers(0, size, size=batch_size)
+        dead = ~self._alive(member, index)
+        while dead.any():
+            index[dead] = rng.integers(0, size, size=int(dead.sum()))
+            dead[dead] = ~self._alive(member, index[dead])
+        return index
 
     def state_dict(self, include_transitions: bool) -> dict[str, Any]:
         """The sampling generators, and optionally each member's transitions, oldest first."""
         state: dict[str, Any] = {"rngs": [rng.bit_generator.state for rng in self.rngs]}
         if include_transitions and self.storage is not None:
+            state["frames"] = self.frames.state_dict()  # what image references point to
             state["transitions"] = [
                 self.storage.select(
                     (member, (self.position[member] - size + np.arange(size)) % self.capacity)
@@ -191,12 +228,16 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict`; stored transitions replace this buffer's, if it has any.
 
-        Steps held back for n-step windows stay: they belong to this trial's workers, whose
-        envs keep running, not to the checkpoint's.
+        Steps held back for n-step windows stay when the state has no transitions: they
+        belong to this trial's workers, whose envs keep running, not to the checkpoint's.
         """
         for rng, rng_state in zip(self.rngs, state["rngs"], strict=True):
             rng.bit_generator.state = rng_state
         if "transitions" in state:
+            if state["frames"]:
+                # Image references held back here belong to the frames being replaced.
+                self.discard_held_back()
+                self.frames.load_state_dict(state["frames"])
             self.position[:] = self.sizes[:] = 0
             for member, transitions in enumerate(state["transitions"]):
                 self.add(member, transitions)
