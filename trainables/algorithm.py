@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,14 +18,13 @@ from ray import tune
 
 from rlsweep.trainables.checkpoint import checkpoint_file, read_checkpoint, write_checkpoint
 from rlsweep.trainables.config import ConfigError, build_config, check_range
+from rlsweep.trainables.device import learner_device
 from rlsweep.trainables.envs import check_env, env_spaces, make_vector_env
 from rlsweep.trainables.evaluation import evaluate
 from rlsweep.trainables.members import SeedAggregate, aggregate, generators, member_seeds
 from rlsweep.trainables.policy import Policy
 from rlsweep.trainables.rollout_worker import Rollout
 from rlsweep.trainables.worker_group import WorkerGroup
-
-logger = logging.getLogger(__name__)
 
 Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
 """Nonlinearities `rlsweep.trainables.networks.mlp` knows."""
@@ -108,15 +106,6 @@ class AlgorithmConfig:
 
 class DivergenceError(FloatingPointError):
     """The learner's weights became NaN or infinite; retrying the same config rarely helps."""
-
-
-def learner_device(num_gpus: float) -> torch.device:
-    """CUDA when GPUs were asked for and one is visible; the CPU otherwise, with a warning."""
-    if num_gpus > 0:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        logger.warning("num_gpus=%s but CUDA is not available; the learner runs on the CPU", num_gpus)
-    return torch.device("cpu")
 
 
 class Algorithm(tune.Trainable):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.observations import ObservationLayout
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -128,6 +129,12 @@ class Encoder(nn.Module):
                 ]
                 channels = out_channels
                 height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+                if min(height, width) < 1:
+                    raise ConfigError(
+                        f"config keys 'cnn_kernels' {list(cnn.kernels)} and 'cnn_strides' "
+                        f"{list(cnn.strides)} shrink the {layout.image_shape[1]}x{layout.image_shape[2]} "
+                        "image observations to nothing; use fewer, smaller or less strided convolutions"
+                    )
             self.cnn = nn.Sequential(*layers)
             self.out_dim += channels * height * width
 

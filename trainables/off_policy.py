@@ -11,6 +11,7 @@ import torch
 
 from rlsweep.trainables.algorithm import Activation, Algorithm, AlgorithmConfig, MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.device import to_device
 from rlsweep.trainables.networks import TensorObs
 from rlsweep.trainables.policy import Policy
 from rlsweep.trainables.replay_buffer import ReplayBuffer, Transitions
@@ -75,6 +76,16 @@ class Batch(NamedTuple):
     terminated: torch.Tensor  # float, 1.0 where next_obs is terminal
     discounts: torch.Tensor
 
+    def rows(self, start: int, stop: int) -> Batch:
+        """Every member's transitions start..stop."""
+
+        def part(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {key: tensor[:, start:stop] for key, tensor in value.items()}
+            return value[:, start:stop]
+
+        return Batch(*(part(value) for value in self))
+
 
 class OffPolicyAlgorithm(Algorithm):
     """Each round stores the rollouts' transitions, then runs `gradient_steps` updates on
@@ -122,21 +133,22 @@ class OffPolicyAlgorithm(Algorithm):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr
         stats: dict[str, list[torch.Tensor]] = {key: [] for key in self.update_metrics}
-        for _ in range(cfg.gradient_steps):
-            for key, value in self.update(self._batch(self.replay_buffer.sample(cfg.batch_size))).items():
+        # The round's batches are replayed together: one copy to the learner's device per round.
+        replayed = self._batch(self.replay_buffer.sample(cfg.batch_size * cfg.gradient_steps))
+        for start in range(0, cfg.batch_size * cfg.gradient_steps, cfg.batch_size):
+            for key, value in self.update(replayed.rows(start, start + cfg.batch_size)).items():
                 stats[key].append(value)
         # One device sync per round instead of one per gradient step.
         return {key: torch.stack(values).mean(0).cpu().numpy() for key, values in stats.items()}
 
     def _batch(self, transitions: Transitions) -> Batch:
-        as_tensor = lambda array: torch.as_tensor(array, device=self.device)  # noqa: E731
         return Batch(
             obs=self.policy.obs_tensors(transitions.obs),
-            actions=as_tensor(transitions.actions),
-            rewards=as_tensor(transitions.rewards),
+            actions=to_device(transitions.actions, self.device),
+            rewards=to_device(transitions.rewards, self.device),
             next_obs=self.policy.obs_tensors(transitions.next_obs),
-            terminated=as_tensor(transitions.terminated).float(),
-            discounts=as_tensor(transitions.discounts),
+            terminated=to_device(transitions.terminated, self.device).float(),
+            discounts=to_device(transitions.discounts, self.device),
         )
 
     def step(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlsweep.trainables.device import to_device
 from rlsweep.trainables.distributions import action_head, masked_logits
 from rlsweep.trainables.members import draw, generators
 from rlsweep.trainables.networks import ActorCritic, CNNSpec, QNetwork, SquashedGaussianActor, TensorObs
@@ -67,15 +68,12 @@ class Policy:
         raise NotImplementedError
 
     def obs_tensors(self, obs: Observations) -> TensorObs:
-        """Observations [K, ...] as tensors on the policy's device, the vector normalized."""
-        tensors = {}
-        for key, array in obs.items():
-            if key == "vector":
-                array = self.normalizer(array)
-            elif not array.flags.writeable:  # arrays from the object store are read-only
-                array = array.copy()
-            tensors[key] = torch.as_tensor(array, device=self.device)
-        return tensors
+        """Observations [K, ...] as tensors on the policy's device, the vector normalized,
+        images still uint8."""
+        return {
+            key: to_device(self.normalizer(array) if key == "vector" else np.asarray(array), self.device)
+            for key, array in obs.items()
+        }
 
     def act(
         self, obs: Observations, gens: Sequence[torch.Generator]

@@ -18,6 +18,7 @@ import torch
 from rlsweep.trainables.advantages import compute_gae
 from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig, MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.device import to_device
 from rlsweep.trainables.members import adam, clip_grad_norm
 from rlsweep.trainables.observations import MASK_KEY
 from rlsweep.trainables.policy import ActorCriticPolicy
@@ -168,7 +169,8 @@ class PPO(Algorithm):
     @torch.no_grad()
     def _batch(self, rollouts: list[Rollout]) -> dict[str, Any]:
         """Every rollout's steps as learner tensors [K, M, ...] (M = steps per member, autoreset
-        steps kept but marked invalid), with GAE targets."""
+        steps kept but marked invalid), with GAE targets: the iteration's one copy to the
+        learner's device, which the minibatches index there."""
         cfg = self.algo_config
         parts: dict[str, list[np.ndarray]] = {
             k: [] for k in ("actions", "logprob", "values", "advantages", "returns", "valid")
@@ -199,8 +201,7 @@ class PPO(Algorithm):
                 parts[key].append(_members_first(array))
             observations.append({key: _members_first(value[:-1]) for key, value in rollout.obs.items()})
         batch: dict[str, Any] = {
-            key: torch.as_tensor(np.concatenate(arrays, axis=1), device=self.device)
-            for key, arrays in parts.items()
+            key: to_device(np.concatenate(arrays, axis=1), self.device) for key, arrays in parts.items()
         }
         batch["obs"] = self.policy.obs_tensors(
             {key: np.concatenate([obs[key] for obs in observations], axis=1) for key in observations[0]}
