@@ -60,7 +60,7 @@ def train_rlsweep(
     reached: tuple[float, int] | None = None
     while algo.timesteps_total < max_steps:
         algo.train()
-        last = list(algo.recent_returns)[-WINDOW:]
+        last = list(algo.recent_returns[0])[-WINDOW:]
         if len(last) == WINDOW and np.mean(last) >= target:
             reached = (time.perf_counter() - start, algo.timesteps_total)
             break

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint", help="a checkpoint folder written by a sweep or `rlsweep train`")
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation envs")
+    evaluate.add_argument(
+        "--member", type=int, help="of a multi-seed checkpoint, this member (default: the best evaluated)"
+    )
     evaluate.set_defaults(handler=cmd_evaluate)
 
     best = commands.add_parser("best", help="print and save the best config of a finished sweep")
@@ -230,23 +233,22 @@ def _run(experiment: Any, args: argparse.Namespace, resume: bool = False) -> Any
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rlsweep.trainables import load_policy
-    from rlsweep.trainables.checkpoint import read_checkpoint
+    from rlsweep.trainables import SEED_STRIDE, load_policy
     from rlsweep.trainables.envs import make_vector_env
     from rlsweep.trainables.evaluation import evaluate
 
     if args.episodes < 1:
         raise ConfigError("--episodes must be at least 1")
-    config = read_checkpoint(args.checkpoint)["config"]
-    policy = load_policy(args.checkpoint)
-    env = make_vector_env(config["env"], min(args.episodes, 16), config.get("env_config"))
-    metrics = evaluate(env, policy.compute_actions, args.episodes, args.seed)
+    policy = load_policy(args.checkpoint, member=args.member)
+    config = policy.config
+    env = make_vector_env(config.env, min(args.episodes, 16), config.env_config)
+    metrics = {key: values[0] for key, values in evaluate([env], policy, args.episodes, [args.seed]).items()}
     env.close()
-    mean = metrics["episode_return_mean"]
+    member = f" (member {(policy.seeds[0] - config.seed) // SEED_STRIDE})" if config.num_seeds > 1 else ""
     print(
-        f"{config['env']}: {args.episodes} deterministic episodes, return mean {mean:.2f} "
-        f"(min {metrics['episode_return_min']:.2f}, max {metrics['episode_return_max']:.2f}), "
-        f"length mean {metrics['episode_len_mean']:.1f}"
+        f"{config.env}{member}: {args.episodes} deterministic episodes, return mean "
+        f"{metrics['episode_return_mean']:.2f} (min {metrics['episode_return_min']:.2f}, "
+        f"max {metrics['episode_return_max']:.2f}), length mean {metrics['episode_len_mean']:.1f}"
     )
     return 0
 

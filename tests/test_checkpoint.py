@@ -34,7 +34,7 @@ def test_restore_recovers_weights_optimizer_normalizer_and_counters(trained):
     assert (
         restored.optimizer.state_dict()["state"][0]["step"] == algo.optimizer.state_dict()["state"][0]["step"]
     )
-    np.testing.assert_array_equal(restored.policy.normalizer.stats.mean, algo.policy.normalizer.stats.mean)
+    np.testing.assert_array_equal(restored.policy.normalizer.mean, algo.policy.normalizer.mean)
     assert restored.timesteps_total == algo.timesteps_total
     assert restored.iteration == algo.iteration
     restored.stop()
@@ -72,6 +72,6 @@ def test_directory_without_state_is_not_an_rlsweep_checkpoint(tmp_path):
 def test_discrete_observations_are_one_hot_encoded(tmp_path):
     algo = PPO(config={**TINY, "env": "FrozenLake-v1", "normalize_obs": False})
     algo.train()
-    assert algo.policy.network.actor[0].in_features == 16
+    assert algo.policy.network.actor[0].weight.shape == (1, 16, 64)  # [members, in, out]
     assert 0 <= algo.compute_single_action(3) < 4
     algo.stop()

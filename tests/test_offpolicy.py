@@ -79,11 +79,13 @@ def test_results_carry_loss_keys_as_nan_before_learning_starts():
     assert np.isnan(result["q_mean"])
 
 
-def test_every_env_step_becomes_one_transition():
+def test_every_valid_env_step_becomes_one_transition():
     algo = DQN(config={**DQN_TINY, "n_step": 1})
-    result = algo.train()
+    (rollout,) = algo.workers.sample(algo.sampling_weights(), num_steps=64)
+    algo.learn([rollout])
     algo.stop()
-    assert result["buffer_size"] == result["timesteps_total"]
+    # Every env step but the autoreset steps (which follow an episode's end) is a transition.
+    assert len(algo.replay_buffer) == rollout.valid.sum() < rollout.valid.size
 
 
 def test_dqn_restore_recovers_networks_optimizer_and_counters(tmp_path):
@@ -118,8 +120,8 @@ def test_checkpoint_with_the_buffer_resumes_updates_at_once(tmp_path):
     restored = DQN(config=dict(config))
     restored.restore(checkpoint)
     np.testing.assert_array_equal(
-        restored.replay_buffer.state_dict(True)["transitions"]["obs"],
-        algo.replay_buffer.state_dict(True)["transitions"]["obs"],
+        restored.replay_buffer.state_dict(True)["transitions"][0].obs["vector"],
+        algo.replay_buffer.state_dict(True)["transitions"][0].obs["vector"],
     )
     algo.stop()
     assert np.isfinite(restored.train()["td_loss"])

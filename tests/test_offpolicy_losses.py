@@ -1,10 +1,13 @@
 import math
 
+import gymnasium as gym
 import pytest
 import torch
 
 from rlsweep.trainables.dqn import double_q_target
-from rlsweep.trainables.networks import SquashedGaussianActor
+from rlsweep.trainables.members import generators
+from rlsweep.trainables.networks import CNNSpec, SquashedGaussianActor
+from rlsweep.trainables.observations import ObservationLayout
 from rlsweep.trainables.sac import sac_actor_loss, soft_q_target, temperature_loss, twin_q_loss
 
 ONE = torch.tensor([1.0])
@@ -66,11 +69,11 @@ def test_temperature_rises_while_entropy_is_below_target():
 
 
 def test_squashed_gaussian_log_prob_matches_the_change_of_variables():
-    torch.manual_seed(0)
-    actor = SquashedGaussianActor(obs_dim=3, action_dim=2, hidden_sizes=(8,), activation="relu")
-    obs = torch.randn(5, 3)
-    torch.manual_seed(1)
-    actions, logprob = actor.sample(obs)
+    layout = ObservationLayout.of(gym.spaces.Box(-1, 1, (3,)))
+    actor = SquashedGaussianActor(generators([0]), layout, 2, (8,), "relu", CNNSpec())
+    obs = {"vector": torch.randn(1, 5, 3, generator=torch.Generator().manual_seed(0))}
+    noise = torch.randn(1, 5, 2, generator=torch.Generator().manual_seed(1))
+    actions, logprob = actor.sample(obs, noise)
     mean, log_std = actor(obs)
     squashed = torch.distributions.TransformedDistribution(
         torch.distributions.Normal(mean, log_std.exp()), [torch.distributions.TanhTransform()]

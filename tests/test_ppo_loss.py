@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from rlsweep.trainables.ppo import clipped_surrogate_loss
+from rlsweep.trainables.ppo import clipped_surrogate_loss as members_loss
+
+
+def clipped_surrogate_loss(logprob, old_logprob, advantages, clip_range):
+    """The loss of one member over all-valid steps: inputs [B], outputs scalars."""
+    valid = torch.ones(1, len(logprob), dtype=torch.bool)
+    loss, kl, fraction = members_loss(logprob[None], old_logprob[None], advantages[None], valid, clip_range)
+    return loss[0], kl[0], fraction[0]
 
 
 def test_loss_is_negative_advantage_when_policy_unchanged():
@@ -44,3 +51,17 @@ def test_approx_kl_matches_k3_estimator():
     _, approx_kl, _ = clipped_surrogate_loss(new, old, torch.tensor([0.0]), 0.2)
     ratio = 0.5
     assert approx_kl.item() == pytest.approx((ratio - 1) - math.log(ratio))
+
+
+def test_invalid_steps_count_for_nothing():
+    logprob = torch.log(torch.tensor([[0.5, 0.25]]))
+    valid = torch.tensor([[True, False]])
+    loss, _, _ = members_loss(logprob, logprob, torch.tensor([[1.0, -100.0]]), valid, 0.2)
+    assert loss.item() == pytest.approx(-1.0)
+
+
+def test_each_member_gets_the_mean_over_its_own_steps():
+    logprob = torch.zeros(2, 2)
+    advantages = torch.tensor([[1.0, 3.0], [-2.0, -4.0]])
+    loss, _, _ = members_loss(logprob, logprob, advantages, torch.ones(2, 2, dtype=torch.bool), 0.2)
+    assert loss.tolist() == pytest.approx([-2.0, 3.0])

@@ -7,14 +7,18 @@ from rlsweep.trainables.rollout_worker import Rollout
 GAMMA = 0.5
 
 
-def _rollout(first_obs, rewards, terminated=None, truncated=None, valid=None) -> Rollout:
-    """One env; observation t is the number first_obs + t, so next_obs says how far a window went."""
+def _rollout(first_obs, rewards, terminated=None, truncated=None, valid=None, members=1) -> Rollout:
+    """One env per member; observation t is the number first_obs + t (plus 1000 * member), so
+    next_obs says how far a window went and whose it is."""
     steps = len(rewards)
-    column = lambda values, dtype: np.asarray(values, dtype=dtype).reshape(steps, 1)  # noqa: E731
+    column = lambda values, dtype: np.repeat(  # noqa: E731
+        np.asarray(values, dtype=dtype).reshape(steps, 1, 1), members, axis=1
+    )
     no = [False] * steps
+    obs = np.arange(first_obs, first_obs + steps + 1, dtype=np.float32).reshape(steps + 1, 1, 1, 1)
     return Rollout(
-        obs=np.arange(first_obs, first_obs + steps + 1, dtype=np.float32).reshape(steps + 1, 1, 1),
-        actions=np.arange(steps).reshape(steps, 1),
+        obs={"vector": obs + 1000 * np.arange(members, dtype=np.float32).reshape(1, members, 1, 1)},
+        actions=column(np.arange(steps), np.int64),
         rewards=column(rewards, np.float32),
         terminated=column(terminated or no, bool),
         truncated=column(truncated or no, bool),
@@ -22,17 +26,25 @@ def _rollout(first_obs, rewards, terminated=None, truncated=None, valid=None) ->
         extras={},
         episode_returns=np.empty(0),
         episode_lengths=np.empty(0, dtype=np.int64),
+        episode_members=np.empty(0, dtype=np.int64),
         sample_time_s=0.0,
     )
 
 
-def _buffer(n_step=1, capacity=100) -> ReplayBuffer:
-    return ReplayBuffer(capacity, obs_dim=1, action_shape=(), action_dtype=np.int64, n_step=n_step)
+def _buffer(n_step=1, capacity=100, members=1) -> ReplayBuffer:
+    return ReplayBuffer(capacity, seeds=list(range(members)), n_step=n_step)
 
 
-def _stored(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
-    """The buffer's transitions, oldest first."""
-    return buffer.state_dict(include_transitions=True)["transitions"]
+def _stored(buffer: ReplayBuffer, member: int = 0) -> dict[str, np.ndarray]:
+    """A member's transitions, oldest first, observations as plain arrays."""
+    transitions = buffer.state_dict(include_transitions=True)["transitions"][member]
+    return {
+        "obs": transitions.obs["vector"],
+        "next_obs": transitions.next_obs["vector"],
+        "rewards": transitions.rewards,
+        "terminated": transitions.terminated,
+        "discounts": transitions.discounts,
+    }
 
 
 def test_one_step_transitions_pair_each_valid_step_with_its_true_next_observation():
@@ -97,21 +109,31 @@ def test_full_buffer_overwrites_the_oldest_transitions():
 
 
 def test_samples_have_batch_shapes_for_box_actions():
-    buffer = ReplayBuffer(10, obs_dim=3, action_shape=(2,), action_dtype=np.float32)
-    buffer.add(
-        Transitions(
-            obs=np.ones((4, 3), np.float32),
-            actions=np.ones((4, 2), np.float32),
-            rewards=np.ones(4, np.float32),
-            next_obs=np.ones((4, 3), np.float32),
-            terminated=np.zeros(4, bool),
-            discounts=np.ones(4, np.float32),
+    buffer = ReplayBuffer(10, seeds=[0, 1])
+    for member in range(2):
+        buffer.add(
+            member,
+            Transitions(
+                obs={"vector": np.ones((4, 3), np.float32)},
+                actions=np.ones((4, 2), np.float32),
+                rewards=np.ones(4, np.float32),
+                next_obs={"vector": np.ones((4, 3), np.float32)},
+                terminated=np.zeros(4, bool),
+                discounts=np.ones(4, np.float32),
+            ),
         )
-    )
     batch = buffer.sample(7)
-    assert batch.obs.shape == (7, 3)
-    assert batch.actions.shape == (7, 2)
-    assert batch.rewards.shape == batch.terminated.shape == batch.discounts.shape == (7,)
+    assert batch.obs["vector"].shape == (2, 7, 3)
+    assert batch.actions.shape == (2, 7, 2)
+    assert batch.rewards.shape == batch.terminated.shape == batch.discounts.shape == (2, 7)
+
+
+def test_each_member_replays_only_its_own_transitions():
+    buffer = _buffer(members=3)
+    buffer.add_rollout(_rollout(0, [1, 1, 1, 1], members=3), 0, GAMMA)
+    batch = buffer.sample(50)
+    for member in range(3):
+        assert set(batch.obs["vector"][member, :, 0] // 1000) == {member}
 
 
 def test_state_dict_round_trip_restores_transitions_in_order_and_the_sampling_rng():
@@ -120,7 +142,7 @@ def test_state_dict_round_trip_restores_transitions_in_order_and_the_sampling_rn
     restored = _buffer(capacity=3)
     restored.load_state_dict(buffer.state_dict(include_transitions=True))
     np.testing.assert_array_equal(_stored(restored)["obs"], _stored(buffer)["obs"])
-    np.testing.assert_array_equal(restored.sample(5).obs, buffer.sample(5).obs)
+    np.testing.assert_array_equal(restored.sample(5).obs["vector"], buffer.sample(5).obs["vector"])
 
 
 def test_discarded_held_back_steps_never_join_a_replaced_workers_new_episodes():

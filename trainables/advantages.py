@@ -14,7 +14,8 @@ def compute_gae(
     gamma: float,
     gae_lambda: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Advantages and value targets, all arrays [T, N].
+    """Advantages and value targets, all arrays [T, ...] (e.g. [T, K, N]: T steps of N envs
+    of K members; every column is its own stream).
 
     `next_values[t]` is V(s_{t+1}), the value of the observation that followed step t (for
     a finished episode, its final observation). A terminated step does not bootstrap; a
@@ -22,7 +23,7 @@ def compute_gae(
     does not flow back across an episode boundary.
     """
     advantages = np.zeros_like(rewards, dtype=np.float32)
-    last_advantage = np.zeros(rewards.shape[1], dtype=np.float32)
+    last_advantage = np.zeros(rewards.shape[1:], dtype=np.float32)
     not_terminal = 1.0 - terminated.astype(np.float32)
     not_done = 1.0 - (terminated | truncated).astype(np.float32)
     for t in reversed(range(rewards.shape[0])):

@@ -1,4 +1,4 @@
-"""What every rlsweep algorithm shares as a Tune Trainable: config, workers, metrics,
+"""What every rlsweep algorithm shares as a Tune Trainable: config, members, workers, metrics,
 evaluation, checkpoints. Subclasses add the learner math in `learn`."""
 
 from __future__ import annotations
@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
-import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from rlsweep.trainables.checkpoint import checkpoint_file, read_checkpoint, writ
 from rlsweep.trainables.config import ConfigError, build_config, check_range
 from rlsweep.trainables.envs import check_env, env_spaces, make_vector_env
 from rlsweep.trainables.evaluation import evaluate
+from rlsweep.trainables.members import SeedAggregate, aggregate, generators, member_seeds
 from rlsweep.trainables.policy import Policy
 from rlsweep.trainables.rollout_worker import Rollout
 from rlsweep.trainables.worker_group import WorkerGroup
@@ -30,10 +29,13 @@ from rlsweep.trainables.worker_group import WorkerGroup
 logger = logging.getLogger(__name__)
 
 Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
-"""Nonlinearities `trainables.networks.mlp` knows."""
+"""Nonlinearities `rlsweep.trainables.networks.mlp` knows."""
 
 EPISODE_WINDOW = 100
 """Training episode metrics are means over this many most recent episodes, as in SB3."""
+
+MemberMetrics = dict[str, np.ndarray]
+"""Metrics with one value per member, [K] each."""
 
 
 @dataclass
@@ -47,21 +49,33 @@ class AlgorithmConfig:
     num_workers: int = 0
     """Rollout worker actors, one CPU each; 0 samples in the trainable's own process."""
     num_envs_per_worker: int = 8
-    """Envs each worker steps as one batch, sharing one policy forward pass per step."""
+    """Envs each worker steps per member, all members' sharing one policy forward pass per step."""
     num_gpus: float = 0.0
     """GPUs for the learner; it falls back to the CPU when CUDA is not available."""
     seed: int = 0
-    """Seeds torch, numpy and every env, so a config trains the same way twice."""
+    """Seeds every member's weights, envs and exploration, so a config trains the same way twice."""
+    num_seeds: int = 1
+    """Independent agents (members) the trial trains side by side as one batched learner;
+    member i's seed is seed + i * SEED_STRIDE."""
+    seed_aggregate: SeedAggregate = "mean"
+    """How a metric's per-member values become the one Tune reports (each member's value is
+    under seeds/<i>/<key> too): mean, median, iqm (interquartile mean) or min."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Units per hidden layer of each network."""
     activation: Activation = "tanh"
     """Nonlinearity between hidden layers."""
+    cnn_channels: tuple[int, ...] = (32, 64, 64)
+    """Output channels of each convolution for image observations (the Nature DQN's)."""
+    cnn_kernels: tuple[int, ...] = (8, 4, 3)
+    """Kernel size of each convolution."""
+    cnn_strides: tuple[int, ...] = (4, 2, 1)
+    """Stride of each convolution."""
     normalize_obs: bool = False
-    """Standardize observations with running statistics (kept in checkpoints)."""
+    """Standardize vector observations with running statistics (kept in checkpoints)."""
     evaluation_interval: int = 5
     """Evaluate every this many iterations, starting with the first; 0 turns evaluation off."""
     evaluation_num_episodes: int = 10
-    """Deterministic episodes per evaluation, on envs separate from the workers."""
+    """Deterministic episodes per member per evaluation, on envs separate from the workers."""
     max_worker_restarts: int = 3
     """Rollout workers the trial replaces (dead actor, failing env) before it fails itself."""
     restore_from: str | None = None
@@ -74,9 +88,16 @@ class AlgorithmConfig:
         check_range("num_envs_per_worker", self.num_envs_per_worker, 1)
         check_range("num_gpus", self.num_gpus, 0)
         check_range("seed", self.seed, 0)
+        check_range("num_seeds", self.num_seeds, 1)
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ConfigError(
                 f"config key 'hidden_sizes' must list positive layer sizes, got {list(self.hidden_sizes)}"
+            )
+        cnn = (self.cnn_channels, self.cnn_kernels, self.cnn_strides)
+        if len({len(part) for part in cnn}) != 1 or min(min(part, default=0) for part in cnn) < 1:
+            raise ConfigError(
+                "config keys 'cnn_channels', 'cnn_kernels' and 'cnn_strides' must list positive sizes, "
+                f"one per convolution, got {[list(part) for part in cnn]}"
             )
         check_range("evaluation_interval", self.evaluation_interval, 0)
         check_range("max_worker_restarts", self.max_worker_restarts, 0)
@@ -104,11 +125,13 @@ class Algorithm(tune.Trainable):
     Each `step()` is one training iteration of one or more rounds: the workers sample with
     the current weights, `learn` updates the learner from those rollouts. Every
     `evaluation_interval` iterations deterministic episodes measure the greedy policy.
+    With `num_seeds` K > 1, every metric is aggregated over the K members, each member's
+    own value reported under `seeds/<i>/`.
     """
 
     config_class: ClassVar[type[AlgorithmConfig]]
     policy_class: ClassVar[type[Policy]]
-    """The acting policy; built from the config, the env's spaces and a device."""
+    """The acting policy; built from the config, the env's spaces, a device and member seeds."""
 
     @classmethod
     def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:
@@ -138,8 +161,9 @@ class Algorithm(tune.Trainable):
         state the algorithm schedules (DQN's epsilon)."""
         return self.policy.get_weights()
 
-    def learn(self, rollouts: list[Rollout]) -> dict[str, float]:
-        """Update the learner from one round's rollouts; returns loss metrics (NaN: no update)."""
+    def learn(self, rollouts: list[Rollout]) -> MemberMetrics:
+        """Update the learner from one round's rollouts; returns loss metrics per member
+        (NaN: no update)."""
         raise NotImplementedError
 
     def learner_state(self) -> dict[str, Any]:
@@ -158,30 +182,35 @@ class Algorithm(tune.Trainable):
         self.algo_config = build_config(self.config_class, config)
         cfg = self.algo_config
         torch.set_num_threads(1)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        self.seeds = member_seeds(cfg.seed, cfg.num_seeds)
         self.device = learner_device(cfg.num_gpus)
         self.observation_space, self.action_space = env_spaces(cfg.env, cfg.env_config)
         self.check_spaces(self.observation_space, self.action_space)
-        self.policy = self.policy_class(cfg, self.observation_space, self.action_space, self.device)
+        self.policy = self.policy_class(
+            cfg, self.observation_space, self.action_space, self.device, self.seeds
+        )
+        # The learner's own randomness (minibatch order, SAC's action noise), per member.
+        self.learner_generators = generators(self.seeds, self.device)
         self.setup_learner()
         self.timesteps_total = 0
-        self.episodes_total = 0
-        self.recent_returns: deque[float] = deque(maxlen=EPISODE_WINDOW)
-        self.recent_lengths: deque[int] = deque(maxlen=EPISODE_WINDOW)
-        self.last_evaluation: dict[str, float] = {}
-        self.evaluation_env: gym.vector.VectorEnv | None = None
+        """Env steps each member took: every step of its envs, counted as CleanRL counts them
+        (the step that resets an env after its episode ended included)."""
+        members = range(cfg.num_seeds)
+        self.episodes_total = np.zeros(cfg.num_seeds, dtype=np.int64)
+        self.recent_returns: list[deque[float]] = [deque(maxlen=EPISODE_WINDOW) for _ in members]
+        self.recent_lengths: list[deque[int]] = [deque(maxlen=EPISODE_WINDOW) for _ in members]
+        self.last_evaluation: MemberMetrics = {}
+        self.evaluation_envs: list[gym.vector.VectorEnv] = []
         # Workers act on their own CPU; the partial pickles the policy class by reference.
         make_worker_policy = functools.partial(
-            self.policy_class, cfg, self.observation_space, self.action_space, "cpu"
+            self.policy_class, cfg, self.observation_space, self.action_space, "cpu", self.seeds
         )
         self.workers = WorkerGroup(
             cfg.num_workers,
             cfg.env,
             cfg.env_config,
             cfg.num_envs_per_worker,
-            cfg.seed,
+            self.seeds,
             make_worker_policy,
             cfg.max_worker_restarts,
         )
@@ -190,78 +219,100 @@ class Algorithm(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         cfg = self.algo_config
-        steps = finished = 0
+        steps = 0
+        finished = np.zeros(cfg.num_seeds, dtype=np.int64)
         sample_time = learn_time = 0.0
-        round_metrics: list[dict[str, float]] = []
+        round_metrics: list[MemberMetrics] = []
         while not round_metrics or steps < self.timesteps_per_iteration():
             start = time.perf_counter()
             rollouts = self.workers.sample(self.sampling_weights(), self.rollout_steps())
             sample_time += time.perf_counter() - start
-            round_steps = sum(rollout.num_env_steps for rollout in rollouts)
+            round_steps = sum(rollout.valid.shape[0] * rollout.valid.shape[2] for rollout in rollouts)
             steps += round_steps
             self.timesteps_total += round_steps
             for rollout in rollouts:
-                self.recent_returns.extend(rollout.episode_returns.tolist())
-                self.recent_lengths.extend(rollout.episode_lengths.tolist())
-                finished += len(rollout.episode_returns)
+                for member, ret, length in zip(
+                    rollout.episode_members, rollout.episode_returns, rollout.episode_lengths, strict=True
+                ):
+                    self.recent_returns[member].append(float(ret))
+                    self.recent_lengths[member].append(int(length))
+                finished += np.bincount(rollout.episode_members, minlength=cfg.num_seeds)
             start = time.perf_counter()
             round_metrics.append(self.learn(rollouts))
             learn_time += time.perf_counter() - start
         self.episodes_total += finished
-        result: dict[str, Any] = _mean_over_rounds(round_metrics)
-        self._check_finite(result)
-        result.update(self._episode_metrics(finished))
+        learner_metrics = _mean_over_rounds(round_metrics)
+        self._check_finite(learner_metrics)
+        result = self.member_results({**learner_metrics, **self._episode_metrics(finished)})
         result.update(
             timesteps_total=self.timesteps_total,
-            episodes_total=self.episodes_total,
-            env_steps_per_s=steps / (sample_time + learn_time),
+            env_steps_per_s=steps * cfg.num_seeds / (sample_time + learn_time),
             sample_time_s=sample_time,
             learn_time_s=learn_time,
             num_worker_restarts=self.workers.restarts,
         )
         if cfg.evaluation_interval and self.iteration % cfg.evaluation_interval == 0:
-            self.last_evaluation = self.evaluate()
-        result.update({f"evaluation/{key}": value for key, value in self.last_evaluation.items()})
+            self.last_evaluation = self._evaluate_members()
+        if self.last_evaluation:
+            result.update(self.member_results(self.last_evaluation, prefix="evaluation/"))
         return result
 
-    def _check_finite(self, learner_metrics: dict[str, float]) -> None:
-        """Stop a diverged trial with the reason: its weights are no longer numbers."""
-        if all(torch.isfinite(p).all() for p in self.policy.network.parameters()):
+    def member_results(self, metrics: MemberMetrics, prefix: str = "") -> dict[str, float]:
+        """Per-member metrics as Tune results: each key aggregated over members by
+        `seed_aggregate`, and with several members each one's value under seeds/<i>/."""
+        cfg = self.algo_config
+        results = {f"{prefix}{key}": aggregate(values, cfg.seed_aggregate) for key, values in metrics.items()}
+        if cfg.num_seeds > 1:
+            for key, values in metrics.items():
+                results.update({f"seeds/{i}/{prefix}{key}": float(v) for i, v in enumerate(values)})
+        return results
+
+    def _check_finite(self, learner_metrics: MemberMetrics) -> None:
+        """Stop a diverged trial with the reason: some member's weights are no longer numbers."""
+        finite = torch.stack(
+            [p.detach().flatten(1).isfinite().all(1) for p in self.policy.network.parameters()]
+        ).all(0)
+        if bool(finite.all()):
             return
-        losses = ", ".join(f"{k}={v:.3g}" for k, v in learner_metrics.items())
+        diverged = torch.nonzero(~finite).flatten().tolist()
+        losses = ", ".join(f"{k}={aggregate(v, 'mean'):.3g}" for k, v in learner_metrics.items())
+        which = "" if self.algo_config.num_seeds == 1 else f" (members {diverged})"
         raise DivergenceError(
-            f"training diverged at iteration {self.iteration + 1}: the network's weights are NaN or "
+            f"training diverged at iteration {self.iteration + 1}{which}: the network's weights are NaN or "
             f"infinite ({losses}); try a lower lr or max_grad_norm"
         )
 
-    def _episode_metrics(self, finished: int) -> dict[str, float]:
-        returns = np.asarray(self.recent_returns) if self.recent_returns else np.array([np.nan])
-        lengths = np.asarray(self.recent_lengths) if self.recent_lengths else np.array([np.nan])
+    def _episode_metrics(self, finished: np.ndarray) -> MemberMetrics:
+        def stat(window: deque, reduce: Any) -> float:
+            return float(reduce(window)) if window else np.nan
+
         return {
-            "episode_return_mean": float(returns.mean()),
-            "episode_return_min": float(returns.min()),
-            "episode_return_max": float(returns.max()),
-            "episode_len_mean": float(lengths.mean()),
-            "num_episodes": finished,
+            "episode_return_mean": np.array([stat(r, np.mean) for r in self.recent_returns]),
+            "episode_return_min": np.array([stat(r, np.min) for r in self.recent_returns]),
+            "episode_return_max": np.array([stat(r, np.max) for r in self.recent_returns]),
+            "episode_len_mean": np.array([stat(lengths, np.mean) for lengths in self.recent_lengths]),
+            "num_episodes": finished.astype(np.float64),
+            "episodes_total": self.episodes_total.astype(np.float64),
         }
 
-    def evaluate(self) -> dict[str, float]:
-        """Deterministic episodes with the learner's current policy."""
+    def _evaluate_members(self) -> MemberMetrics:
         cfg = self.algo_config
-        if self.evaluation_env is None:
+        if not self.evaluation_envs:
             num_envs = min(cfg.evaluation_num_episodes, 16)
-            self.evaluation_env = make_vector_env(cfg.env, num_envs, cfg.env_config)
+            self.evaluation_envs = [make_vector_env(cfg.env, num_envs, cfg.env_config) for _ in self.seeds]
         start = time.perf_counter()
         # Seeds distinct from the workers', and different each evaluation but reproducible.
-        seed = cfg.seed + 1_000_000 + self.iteration
-        metrics = evaluate(
-            self.evaluation_env, self.policy.compute_actions, cfg.evaluation_num_episodes, seed
-        )
-        metrics["time_s"] = time.perf_counter() - start
+        seeds = [seed + 1_000_000 + self.iteration for seed in self.seeds]
+        metrics = evaluate(self.evaluation_envs, self.policy, cfg.evaluation_num_episodes, seeds)
+        metrics["time_s"] = np.full(cfg.num_seeds, time.perf_counter() - start)
         return metrics
 
+    def evaluate(self) -> dict[str, float]:
+        """Deterministic episodes with the learner's current policy, as Tune would report them."""
+        return self.member_results(self._evaluate_members())
+
     def compute_single_action(self, obs: Any, deterministic: bool = True) -> Any:
-        """The trained policy's action for one observation."""
+        """The trained policy's action for one observation (a single-member trial's)."""
         return self.policy.compute_single_action(obs, deterministic)
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
@@ -271,11 +322,10 @@ class Algorithm(tune.Trainable):
             "iteration": self.iteration,
             "timesteps_total": self.timesteps_total,
             "episodes_total": self.episodes_total,
-            "recent_returns": list(self.recent_returns),
-            "recent_lengths": list(self.recent_lengths),
+            "recent_returns": [list(r) for r in self.recent_returns],
+            "recent_lengths": [list(lengths) for lengths in self.recent_lengths],
             "last_evaluation": self.last_evaluation,
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
+            "learner_generators": [g.get_state() for g in self.learner_generators],
         }
         write_checkpoint(checkpoint_dir, type(self).__name__, dataclasses.asdict(self.algo_config), state)
 
@@ -287,12 +337,14 @@ class Algorithm(tune.Trainable):
         # has only our file; the checkpoint's count is right in both cases.
         self._iteration = state["iteration"]
         self.timesteps_total = state["timesteps_total"]
-        self.episodes_total = state["episodes_total"]
-        self.recent_returns = deque(state["recent_returns"], maxlen=EPISODE_WINDOW)
-        self.recent_lengths = deque(state["recent_lengths"], maxlen=EPISODE_WINDOW)
+        self.episodes_total = np.array(state["episodes_total"])
+        self.recent_returns = [deque(r, maxlen=EPISODE_WINDOW) for r in state["recent_returns"]]
+        self.recent_lengths = [deque(lengths, maxlen=EPISODE_WINDOW) for lengths in state["recent_lengths"]]
         self.last_evaluation = state["last_evaluation"]
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
+        for generator, generator_state in zip(
+            self.learner_generators, state["learner_generators"], strict=True
+        ):
+            generator.set_state(generator_state)
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         """Become a fresh trial with `new_config` inside this process (Tune's actor reuse).
@@ -307,25 +359,42 @@ class Algorithm(tune.Trainable):
 
     def cleanup(self) -> None:
         self.workers.stop()
-        if self.evaluation_env is not None:
-            self.evaluation_env.close()
+        for env in self.evaluation_envs:
+            env.close()
 
     @classmethod
-    def load_policy(cls, checkpoint: str | Path, device: str = "cpu") -> Policy:
-        """The policy stored in a checkpoint, ready to act, without Ray or Tune."""
+    def load_policy(cls, checkpoint: str | Path, device: str = "cpu", member: int | None = None) -> Policy:
+        """The policy of one member stored in a checkpoint, ready to act, without Ray or Tune:
+        `member`, or the member with the best last evaluation (else training) return."""
         payload = read_checkpoint(checkpoint, cls.__name__)
         config = build_config(cls.config_class, payload["config"])
         observation_space, action_space = env_spaces(config.env, config.env_config)
-        policy = cls.policy_class(config, observation_space, action_space, device)
+        seeds = member_seeds(config.seed, config.num_seeds)
+        policy = cls.policy_class(config, observation_space, action_space, device, seeds)
         policy.set_weights(payload["state"]["policy"])
-        return policy
+        if member is None:
+            member = best_member(payload["state"])
+        if not 0 <= member < config.num_seeds:
+            raise ConfigError(f"checkpoint has members 0..{config.num_seeds - 1}, not {member}")
+        return policy.member(member)
 
 
-def _mean_over_rounds(round_metrics: list[dict[str, float]]) -> dict[str, float]:
-    """Each learner metric averaged over an iteration's rounds, skipping the NaNs of rounds
-    that made no update (an off-policy learner waiting for `learning_starts`)."""
+def best_member(state: dict[str, Any]) -> int:
+    """The member with the best last evaluation return, else the best recent training return."""
+    evaluation = state.get("last_evaluation", {}).get("episode_return_mean")
+    if evaluation is not None:
+        return int(np.nanargmax(evaluation))
+    returns = [np.mean(r) if r else -np.inf for r in state["recent_returns"]]
+    return int(np.argmax(returns))
+
+
+def _mean_over_rounds(round_metrics: list[MemberMetrics]) -> MemberMetrics:
+    """Each learner metric averaged over an iteration's rounds per member, skipping the NaNs of
+    rounds that made no update (an off-policy learner waiting for `learning_starts`)."""
     means = {}
     for key in round_metrics[0]:
-        values = [metrics[key] for metrics in round_metrics if not math.isnan(metrics[key])]
-        means[key] = float(np.mean(values)) if values else math.nan
+        values = np.stack([metrics[key] for metrics in round_metrics])  # [rounds, K]
+        counts = (~np.isnan(values)).sum(0)
+        sums = np.nansum(values, 0)
+        means[key] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return means

@@ -17,7 +17,11 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from rlsweep.trainables.algorithm import MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.distributions import masked_logits
+from rlsweep.trainables.members import clip_grad_norm
+from rlsweep.trainables.observations import MASK_KEY
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
 from rlsweep.trainables.policy import QPolicy
 from rlsweep.trainables.rollout_worker import Rollout
@@ -97,7 +101,7 @@ class DQN(OffPolicyAlgorithm):
     def sampling_weights(self) -> dict[str, Any]:
         return {**self.policy.get_weights(), "epsilon": self.epsilon()}
 
-    def learn(self, rollouts: list[Rollout]) -> dict[str, float]:
+    def learn(self, rollouts: list[Rollout]) -> MemberMetrics:
         cfg = self.algo_config
         if self.timesteps_total - self.last_target_update >= cfg.target_update_interval:
             polyak_update(self.q_target, self.q_network, cfg.tau)
@@ -106,25 +110,30 @@ class DQN(OffPolicyAlgorithm):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.algo_config
+        next_mask = batch.next_obs.get(MASK_KEY)
         with torch.no_grad():
-            next_q_target = self.q_target(batch.next_obs)  # [B, num_actions]
+            next_q_target = self.q_target(batch.next_obs)  # [K, B, num_actions]
             next_q_online = self.q_network(batch.next_obs) if cfg.double_q else next_q_target
             targets = double_q_target(
-                batch.rewards, batch.discounts, batch.terminated, next_q_online, next_q_target
+                batch.rewards,
+                batch.discounts,
+                batch.terminated,
+                masked_logits(next_q_online, next_mask),
+                next_q_target,
             )
-        q = self.q_network(batch.obs).gather(1, batch.actions[:, None]).squeeze(1)  # Q(s, a), [B]
-        loss = nn.functional.smooth_l1_loss(q, targets)
+        q = (
+            self.q_network(batch.obs).gather(-1, batch.actions.long().unsqueeze(-1)).squeeze(-1)
+        )  # Q(s, a), [K, B]
+        loss = nn.functional.smooth_l1_loss(q, targets, reduction="none").mean(-1)  # [K]
 
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.q_network.parameters(), cfg.max_grad_norm)
+        loss.sum().backward()  # members share no parameters: each gets its own gradient
+        clip_grad_norm(self.q_network.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
-        return {"td_loss": loss.detach(), "q_mean": q.detach().mean()}
+        return {"td_loss": loss.detach(), "q_mean": q.detach().mean(-1)}
 
     def step(self) -> dict[str, Any]:
-        result = super().step()
-        result["epsilon"] = self.epsilon()
-        return result
+        return {**super().step(), "epsilon": self.epsilon()}
 
     def learner_state(self) -> dict[str, Any]:
         return {
@@ -147,12 +156,13 @@ def double_q_target(
     next_q_target: torch.Tensor,
 ) -> torch.Tensor:
     """The TD target r + gamma^n Q_target(s', argmax_a' Q_online(s', a')), 0-bootstrap at
-    terminal s'; rewards, discounts, terminated [B], next Q-values [B, num_actions].
+    terminal s'; rewards, discounts, terminated [..., B], next Q-values [..., B, num_actions]
+    (the online ones masked, where actions are, so the argmax is an allowed action).
 
     With `next_q_online` the online network's values this is Double DQN: the target network
     only evaluates the action, so one network's overestimated argmax is not also its
     estimate. Passing the target's own values gives classic DQN's max.
     """
     next_actions = next_q_online.argmax(-1, keepdim=True)
-    next_value = next_q_target.gather(1, next_actions).squeeze(1)
+    next_value = next_q_target.gather(-1, next_actions).squeeze(-1)
     return rewards + discounts * (1 - terminated) * next_value

@@ -35,28 +35,16 @@ def check_env(env_id: str) -> str:
 def make_vector_env(
     env_id: str, num_envs: int, env_config: dict[str, Any] | None = None
 ) -> gym.vector.VectorEnv:
-    """A vector env of `num_envs` copies of `env_id` in next-step autoreset mode.
+    """A vector env of `num_envs` copies of `env_id` in next-step autoreset mode, recording
+    episode statistics; observations as the env gives them (see `observations.py`).
 
     Envs with a native vector implementation (CartPole steps ~9x faster that way) use it;
-    others run in a SyncVectorEnv. Discrete observations are one-hot encoded so every
-    policy sees a flat float Box.
+    others run in a SyncVectorEnv.
     """
     registered_id = check_env(env_id)
     kwargs = dict(env_config or {})
     mode = "vector_entry_point" if _has_native_vector(registered_id, kwargs) else "sync"
     env = gym.make_vec(registered_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
-    if not isinstance(env.single_observation_space, gym.spaces.Box):
-        if not isinstance(env.single_observation_space, gym.spaces.Discrete):
-            raise ConfigError(
-                f"env {env_id!r} has observation space {env.single_observation_space}; "
-                "rlsweep supports Box and Discrete observations"
-            )
-        env = gym.wrappers.vector.FlattenObservation(env)
-    if not isinstance(env.single_action_space, (gym.spaces.Box, gym.spaces.Discrete)):
-        raise ConfigError(
-            f"env {env_id!r} has action space {env.single_action_space}; "
-            "rlsweep supports Box and Discrete actions"
-        )
     return gym.wrappers.vector.RecordEpisodeStatistics(env)
 
 

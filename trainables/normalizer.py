@@ -3,41 +3,51 @@
 from __future__ import annotations
 
 import numpy as np
-from gymnasium.wrappers.utils import RunningMeanStd
 
 
 class ObservationNormalizer:
-    """Standardizes observations with running statistics; a no-op when disabled.
+    """Standardizes each member's vector observations [K, ..., D] with that member's running
+    mean and variance; a no-op when disabled.
 
     The learner owns the statistics and updates them after each training step; workers
     receive a frozen copy with the weights, so the actions they sample and the learner's
     re-evaluation of those actions see identical inputs.
     """
 
-    def __init__(self, shape: tuple[int, ...], enabled: bool, clip: float = 10.0):
+    def __init__(self, members: int, dim: int, enabled: bool, clip: float = 10.0):
         self.enabled = enabled
         self.clip = clip
-        self.stats = RunningMeanStd(shape=shape)
+        self.mean = np.zeros((members, dim))
+        self.var = np.ones((members, dim))
+        self.count = np.full(members, 1e-4)  # as gymnasium's RunningMeanStd starts
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float32)
+    def __call__(self, vector: np.ndarray) -> np.ndarray:
+        vector = np.asarray(vector, dtype=np.float32)
         if not self.enabled:
-            return obs
-        std = np.sqrt(self.stats.var + 1e-8)
-        return np.clip((obs - self.stats.mean) / std, -self.clip, self.clip).astype(np.float32)
+            return vector
+        shape = (len(self.mean),) + (1,) * (vector.ndim - 2) + (-1,)
+        mean, std = self.mean.reshape(shape), np.sqrt(self.var + 1e-8).reshape(shape)
+        return np.clip((vector - mean) / std, -self.clip, self.clip).astype(np.float32)
 
-    def update(self, obs: np.ndarray) -> None:
-        if self.enabled:
-            self.stats.update(np.asarray(obs, dtype=np.float64))
+    def update(self, member: int, batch: np.ndarray) -> None:
+        """Fold a batch [B, D] of member `member`'s observations into its statistics
+        (Chan et al.'s parallel variance, as gymnasium's RunningMeanStd)."""
+        if not self.enabled or len(batch) == 0:
+            return
+        batch = np.asarray(batch, dtype=np.float64)
+        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0), len(batch)
+        delta = batch_mean - self.mean[member]
+        total = self.count[member] + batch_count
+        m2 = self.var[member] * self.count[member] + batch_var * batch_count
+        m2 += delta**2 * self.count[member] * batch_count / total
+        self.mean[member] += delta * batch_count / total
+        self.var[member] = m2 / total
+        self.count[member] = total
 
-    def state_dict(self) -> dict[str, np.ndarray | float]:
-        return {
-            "mean": self.stats.mean.copy(),
-            "var": self.stats.var.copy(),
-            "count": self.stats.count,
-        }
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count.copy()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray | float]) -> None:
-        self.stats.mean = np.array(state["mean"], dtype=np.float64)
-        self.stats.var = np.array(state["var"], dtype=np.float64)
-        self.stats.count = float(state["count"])
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.mean = np.array(state["mean"], dtype=np.float64)
+        self.var = np.array(state["var"], dtype=np.float64)
+        self.count = np.array(state["count"], dtype=np.float64)

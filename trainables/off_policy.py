@@ -3,7 +3,6 @@ sample from it. Each algorithm's math lives in its `update`."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -11,8 +10,9 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import torch
 
-from rlsweep.trainables.algorithm import Activation, Algorithm, AlgorithmConfig
+from rlsweep.trainables.algorithm import Activation, Algorithm, AlgorithmConfig, MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.networks import TensorObs
 from rlsweep.trainables.policy import Policy
 from rlsweep.trainables.replay_buffer import ReplayBuffer, Transitions
 from rlsweep.trainables.rollout_worker import Rollout
@@ -29,12 +29,12 @@ class OffPolicyConfig(AlgorithmConfig):
     gamma: float = 0.99
     """Discount factor."""
     buffer_size: int = 100_000
-    """Transitions the replay buffer keeps; the oldest are overwritten first."""
+    """Transitions the replay buffer keeps per member; the oldest are overwritten first."""
     batch_size: int = 256
-    """Transitions per gradient step."""
+    """Transitions per gradient step (per member)."""
     learning_starts: int = 1000
-    """Updates wait until the buffer holds this many transitions (again after a checkpoint
-    restored without its buffer, so a few transitions are not overfit)."""
+    """Updates wait until this many env steps have filled the buffer (again after a
+    checkpoint restored without its buffer, so a few transitions are not overfit)."""
     train_freq: int = 1
     """Steps each worker env takes per round; a round is sampling, then `gradient_steps`."""
     gradient_steps: int = 1
@@ -67,14 +67,14 @@ class OffPolicyConfig(AlgorithmConfig):
 
 
 class Batch(NamedTuple):
-    """Replayed transitions as learner tensors; see `Transitions` for the meaning."""
+    """Replayed transitions as learner tensors [K, B, ...]; see `Transitions` for the meaning."""
 
-    obs: torch.Tensor  # [B, obs_dim] normalized
-    actions: torch.Tensor  # [B] long (Discrete) or [B, action_dim] float (Box)
-    rewards: torch.Tensor  # [B]
-    next_obs: torch.Tensor  # [B, obs_dim] normalized
-    terminated: torch.Tensor  # [B] float, 1.0 where next_obs is terminal
-    discounts: torch.Tensor  # [B]
+    obs: TensorObs  # normalized
+    actions: torch.Tensor  # long (Discrete) or float env-scale actions (Box)
+    rewards: torch.Tensor
+    next_obs: TensorObs  # normalized
+    terminated: torch.Tensor  # float, 1.0 where next_obs is terminal
+    discounts: torch.Tensor
 
 
 class OffPolicyAlgorithm(Algorithm):
@@ -89,15 +89,13 @@ class OffPolicyAlgorithm(Algorithm):
 
     def setup_learner(self) -> None:
         cfg = self.algo_config
-        action_shape = self.action_space.shape if self.policy.continuous else ()
-        action_dtype = np.float32 if self.policy.continuous else np.int64
-        self.replay_buffer = ReplayBuffer(
-            cfg.buffer_size, self.policy.obs_dim, action_shape, action_dtype, cfg.n_step, cfg.seed
-        )
+        self.replay_buffer = ReplayBuffer(cfg.buffer_size, self.seeds, cfg.n_step)
+        self.filled_steps = 0
+        """Env steps stored since the buffer was last empty: the clock of `learning_starts`."""
         self.worker_restarts_seen = 0
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient step on a replayed batch; returns scalar metric tensors."""
+        """One gradient step on a replayed batch; returns metric tensors [K]."""
         raise NotImplementedError
 
     def rollout_steps(self) -> int:
@@ -106,16 +104,20 @@ class OffPolicyAlgorithm(Algorithm):
     def timesteps_per_iteration(self) -> int:
         return self.algo_config.timesteps_per_iteration
 
-    def learn(self, rollouts: list[Rollout]) -> dict[str, float]:
+    def learn(self, rollouts: list[Rollout]) -> MemberMetrics:
         cfg = self.algo_config
         if self.workers.restarts > self.worker_restarts_seen:
             self.replay_buffer.discard_held_back()
             self.worker_restarts_seen = self.workers.restarts
         for source, rollout in enumerate(rollouts):
             self.replay_buffer.add_rollout(rollout, source, cfg.gamma)
-            self.policy.normalizer.update(rollout.obs[:-1][rollout.valid])
-        if len(self.replay_buffer) < max(1, cfg.learning_starts):
-            return dict.fromkeys(self.update_metrics, math.nan)
+            self.filled_steps += rollout.valid.shape[0] * rollout.valid.shape[2]
+            if "vector" in rollout.obs:
+                for member in range(cfg.num_seeds):
+                    vectors = rollout.obs["vector"][:-1, member][rollout.valid[:, member]]
+                    self.policy.normalizer.update(member, vectors)
+        if self.filled_steps < max(1, cfg.learning_starts) or len(self.replay_buffer) == 0:
+            return {key: np.full(cfg.num_seeds, np.nan) for key in self.update_metrics}
         # From the config every round, so PBT's new lr wins over a restored optimizer's.
         for optimizer in self.optimizers:
             for group in optimizer.param_groups:
@@ -125,15 +127,15 @@ class OffPolicyAlgorithm(Algorithm):
             for key, value in self.update(self._batch(self.replay_buffer.sample(cfg.batch_size))).items():
                 stats[key].append(value)
         # One device sync per round instead of one per gradient step.
-        return {key: torch.stack(values).mean().item() for key, values in stats.items()}
+        return {key: torch.stack(values).mean(0).cpu().numpy() for key, values in stats.items()}
 
     def _batch(self, transitions: Transitions) -> Batch:
         as_tensor = lambda array: torch.as_tensor(array, device=self.device)  # noqa: E731
         return Batch(
-            obs=self.policy.obs_tensor(transitions.obs),
+            obs=self.policy.obs_tensors(transitions.obs),
             actions=as_tensor(transitions.actions),
             rewards=as_tensor(transitions.rewards),
-            next_obs=self.policy.obs_tensor(transitions.next_obs),
+            next_obs=self.policy.obs_tensors(transitions.next_obs),
             terminated=as_tensor(transitions.terminated).float(),
             discounts=as_tensor(transitions.discounts),
         )
@@ -147,18 +149,21 @@ class OffPolicyAlgorithm(Algorithm):
         cfg = self.algo_config
         return {
             "replay_buffer": self.replay_buffer.state_dict(include_transitions=cfg.checkpoint_replay_buffer),
+            "filled_steps": self.filled_steps if cfg.checkpoint_replay_buffer else 0,
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
         }
 
     def load_learner_state(self, state: dict[str, Any]) -> None:
         self.replay_buffer.load_state_dict(state["replay_buffer"])
+        self.filled_steps = state["filled_steps"]
         for optimizer, optimizer_state in zip(self.optimizers, state["optimizers"], strict=True):
             optimizer.load_state_dict(optimizer_state)
 
 
 def adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel: one op for all parameters instead of several per tensor,
-    a quarter of a small network's update time on the CPU."""
+    a quarter of a small network's update time on the CPU. Elementwise, so over members'
+    stacked parameters it is one Adam per member."""
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 

@@ -1,7 +1,13 @@
-"""The acting side of each agent: what workers sample with and users deploy."""
+"""The acting side of each agent: what workers sample with, evaluation measures and users deploy.
+
+A policy holds K members' networks (see `rlsweep.trainables.members`). It keeps no random
+state of its own: sampling draws from the per-member generators its caller passes, so a
+worker's exploration is reproducible from the worker's seeds.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -9,8 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlsweep.trainables.networks import ActorCritic, QNetwork, SquashedGaussianActor
+from rlsweep.trainables.distributions import action_head, masked_logits
+from rlsweep.trainables.members import draw, generators
+from rlsweep.trainables.networks import ActorCritic, CNNSpec, QNetwork, SquashedGaussianActor, TensorObs
 from rlsweep.trainables.normalizer import ObservationNormalizer
+from rlsweep.trainables.observations import MASK_KEY, ObservationLayout, Observations
 
 if TYPE_CHECKING:
     from rlsweep.trainables.algorithm import AlgorithmConfig
@@ -18,12 +27,13 @@ if TYPE_CHECKING:
 
 
 class Policy:
-    """A network plus the observation normalizer it was trained with.
+    """K members' networks plus the observation normalizer they were trained with.
 
     Subclasses build `network` from the algorithm's config and define `act` (exploratory
     actions for rollouts, with whatever per-step outputs their learner needs) and
-    `compute_actions` (env-ready actions, deterministic by default).
-    `compute_single_action` is the deployment API.
+    `compute_actions` (env-ready actions, deterministic by default). Batches are [K, N, ...]:
+    N observations for each of the K members. `compute_single_action` is the deployment
+    API, for a policy of one member (`load_policy` picks it).
     """
 
     network: nn.Module
@@ -33,36 +43,72 @@ class Policy:
         config: AlgorithmConfig,
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Space,
-        device: torch.device | str = "cpu",
+        device: torch.device | str,
+        seeds: Sequence[int],
     ):
+        self.config = config
         self.observation_space = observation_space
         self.action_space = action_space
-        self.continuous = isinstance(action_space, gym.spaces.Box)
-        self.obs_dim = gym.spaces.flatdim(observation_space)
-        self.action_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
+        self.layout = ObservationLayout.of(observation_space)
+        self.seeds = list(seeds)
         self.device = torch.device(device)
-        self.normalizer = ObservationNormalizer((self.obs_dim,), config.normalize_obs)
+        self.init_generators = generators(self.seeds)
+        """Draw member k's initial weights; the learner's other networks (SAC's critics)
+        continue from them."""
+        self.network = self.build_network(config, self.init_generators).to(self.device)
+        self.normalizer = ObservationNormalizer(len(self.seeds), self.layout.vector_dim, config.normalize_obs)
 
-    def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
-        """Flat observations [..., obs_dim] (one-hot for Discrete spaces, as vector envs give
-        them) normalized, as float32 on the policy's device."""
-        # A copy: observations arriving through the object store are read-only arrays.
-        return torch.tensor(self.normalizer(obs), device=self.device)
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
 
-    def act(self, obs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Exploratory actions for a batch of raw observations [num_envs, ...], and extras."""
+    def build_network(self, config: AlgorithmConfig, init: list[torch.Generator]) -> nn.Module:
+        """The members' network, member k's parameters drawn from generator `init[k]`."""
         raise NotImplementedError
 
-    def compute_actions(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Env-ready actions for a batch of raw observations."""
+    def obs_tensors(self, obs: Observations) -> TensorObs:
+        """Observations [K, ...] as tensors on the policy's device, the vector normalized."""
+        tensors = {}
+        for key, array in obs.items():
+            if key == "vector":
+                array = self.normalizer(array)
+            elif not array.flags.writeable:  # arrays from the object store are read-only
+                array = array.copy()
+            tensors[key] = torch.as_tensor(array, device=self.device)
+        return tensors
+
+    def act(
+        self, obs: Observations, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Exploratory actions [K, N, ...] for observations [K, N, ...], and per-step extras."""
         raise NotImplementedError
 
-    def compute_single_action(self, obs: Any, deterministic: bool = True) -> Any:
+    def compute_actions(
+        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
+    ) -> np.ndarray:
+        """Env-ready actions [K, N, ...]; stochastic ones need the members' generators."""
+        raise NotImplementedError
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """What the env receives for the policy's actions: Box actions clipped to the bounds,
+        indices shifted by a Discrete/MultiDiscrete space's `start`."""
+        space = self.action_space
+        if isinstance(space, gym.spaces.Box):
+            return np.clip(actions.reshape(*actions.shape[:2], *space.shape), space.low, space.high)
+        if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
+            return actions + space.start
+        return actions.astype(space.dtype)
+
+    def compute_single_action(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> Any:
         """The action for one observation as the env returns it (an array, or an int for
-        Discrete action spaces)."""
-        obs = gym.spaces.flatten(self.observation_space, obs)
-        action = self.compute_actions(obs[None], deterministic)[0]
-        return action if self.continuous else int(action)
+        Discrete action spaces); `action_mask` for envs that give it in `info`."""
+        if self.members != 1:
+            raise ValueError(
+                f"this policy holds {self.members} members; load_policy(path, member=i) picks one"
+            )
+        encoded = self.layout.encode_one(obs, action_mask)
+        action = self.compute_actions({k: v[None] for k, v in encoded.items()}, deterministic)[0, 0]
+        return int(action) if isinstance(self.action_space, gym.spaces.Discrete) else action
 
     def get_weights(self) -> dict[str, Any]:
         """Everything a worker needs to act like this policy, as numpy arrays: Ray ships
@@ -76,81 +122,120 @@ class Policy:
         self.network.load_state_dict({k: torch.as_tensor(v) for k, v in weights["network"].items()})
         self.normalizer.load_state_dict(weights["normalizer"])
 
+    def member(self, index: int) -> Policy:
+        """A policy of member `index` alone."""
+        single = type(self)(
+            self.config, self.observation_space, self.action_space, self.device, [self.seeds[index]]
+        )
+        weights = self.get_weights()
+        single.set_weights(
+            {
+                **weights,
+                "network": {k: v[index : index + 1] for k, v in weights["network"].items()},
+                "normalizer": {k: v[index : index + 1] for k, v in weights["normalizer"].items()},
+            }
+        )
+        return single
+
+
+def cnn_spec(config: AlgorithmConfig) -> CNNSpec:
+    return CNNSpec(config.cnn_channels, config.cnn_kernels, config.cnn_strides)
+
 
 class ActorCriticPolicy(Policy):
-    """An `ActorCritic` network; `act` also returns the log-probabilities and values PPO needs."""
+    """An `ActorCritic` with the action head of its action space; `act` also returns the
+    log-probabilities and values PPO needs."""
 
-    def __init__(
-        self,
-        config: AlgorithmConfig,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Space,
-        device: torch.device | str = "cpu",
-    ):
-        super().__init__(config, observation_space, action_space, device)
-        self.network = ActorCritic(
-            self.obs_dim, self.action_dim, self.continuous, config.hidden_sizes, config.activation
-        ).to(self.device)
+    network: ActorCritic
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        x = self.obs_tensor(obs)
-        dist = self.network.distribution(x)
-        actions = dist.sample()
-        logprob, _ = self.network.log_prob_entropy(dist, actions)
-        extras = {"logprob": logprob.cpu().numpy(), "value": self.network.value(x).cpu().numpy()}
-        return actions.cpu().numpy(), extras
+    def build_network(self, config: AlgorithmConfig, init: list[torch.Generator]) -> ActorCritic:
+        self.head = action_head(self.action_space)
+        return ActorCritic(
+            init,
+            self.layout,
+            self.head.param_dim,
+            self.head.continuous,
+            config.hidden_sizes,
+            config.activation,
+            cnn_spec(config),
+        )
 
     @torch.inference_mode()
-    def compute_actions(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions clipped to a Box's bounds."""
-        x = self.obs_tensor(obs)
+    def act(
+        self, obs: Observations, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        x = self.obs_tensors(obs)
+        params, value = self.network.policy_params_and_value(x)
+        mask = x.get(MASK_KEY)
+        noise = draw(self.head.noise, gens, (params.shape[1], self.head.noise_dim), self.device)
+        actions = self.head.sample(params, noise, mask)
+        logprob = self.head.log_prob(params, actions, mask)
+        return actions.cpu().numpy(), {"logprob": logprob.cpu().numpy(), "value": value.cpu().numpy()}
+
+    @torch.inference_mode()
+    def compute_actions(
+        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
+    ) -> np.ndarray:
+        x = self.obs_tensors(obs)
+        params = self.network.policy_params(x)
+        mask = x.get(MASK_KEY)
         if deterministic:
-            actions = self.network.deterministic_action(x)
+            actions = self.head.mode(params, mask)
         else:
-            actions = self.network.distribution(x).sample()
-        actions = actions.cpu().numpy()
-        if self.continuous:
-            actions = np.clip(actions, self.action_space.low, self.action_space.high)
-        return actions
+            noise = draw(self.head.noise, gens, (params.shape[1], self.head.noise_dim), self.device)
+            actions = self.head.sample(params, noise, mask)
+        return self.env_actions(actions.cpu().numpy())
 
 
 class QPolicy(Policy):
-    """Epsilon-greedy over a `QNetwork`'s action values (Discrete actions).
+    """Epsilon-greedy over a `QNetwork`'s action values (Discrete actions), never choosing
+    an action the mask forbids.
 
     `epsilon` travels with the weights, so the learner's schedule reaches every worker;
     the learner's own copy stays 0, and deployment is greedy.
     """
 
-    def __init__(
-        self,
-        config: DQNConfig,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Discrete,
-        device: torch.device | str = "cpu",
-    ):
-        super().__init__(config, observation_space, action_space, device)
-        self.network = QNetwork(
-            self.obs_dim, self.action_dim, config.hidden_sizes, config.activation, config.dueling
-        ).to(self.device)
-        self.epsilon = 0.0
+    network: QNetwork
+    epsilon = 0.0
+
+    def build_network(self, config: DQNConfig, init: list[torch.Generator]) -> QNetwork:
+        return QNetwork(
+            init,
+            self.layout,
+            int(self.action_space.n),
+            config.hidden_sizes,
+            config.activation,
+            config.dueling,
+            cnn_spec(config),
+        )
 
     @torch.inference_mode()
-    def act(self, obs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return self._epsilon_greedy(obs, self.epsilon), {}
+    def act(
+        self, obs: Observations, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return self._epsilon_greedy(obs, self.epsilon, gens), {}
 
     @torch.inference_mode()
-    def compute_actions(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        return self._epsilon_greedy(obs, 0.0 if deterministic else self.epsilon)
+    def compute_actions(
+        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
+    ) -> np.ndarray:
+        return self.env_actions(self._epsilon_greedy(obs, 0.0 if deterministic else self.epsilon, gens))
 
-    def _epsilon_greedy(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
-        greedy = self.network(self.obs_tensor(obs)).argmax(-1)
+    def _epsilon_greedy(
+        self, obs: Observations, epsilon: float, gens: Sequence[torch.Generator]
+    ) -> np.ndarray:
+        x = self.obs_tensors(obs)
+        mask = x.get(MASK_KEY)
+        q = masked_logits(self.network(x), mask)  # [K, N, A]
+        actions = q.argmax(-1)
         if epsilon > 0:
-            # torch's generator, which each worker seeds, so sampling is reproducible.
-            explore = torch.rand(greedy.shape, device=self.device) < epsilon
-            random_actions = torch.randint(self.action_dim, greedy.shape, device=self.device)
-            greedy = torch.where(explore, random_actions, greedy)
-        return greedy.cpu().numpy()
+            _, num_envs, num_actions = q.shape
+            noise = draw("uniform", gens, (num_envs, 1 + num_actions), self.device)
+            explore = noise[..., 0] < epsilon
+            # Uniform over the allowed actions: the argmax of uniform noise, masked.
+            random_actions = masked_logits(noise[..., 1:], mask).argmax(-1)
+            actions = torch.where(explore, random_actions, actions)
+        return actions.cpu().numpy()
 
     def get_weights(self) -> dict[str, Any]:
         return {**super().get_weights(), "epsilon": self.epsilon}
@@ -167,20 +252,16 @@ class SquashedGaussianPolicy(Policy):
     bounds instead, as SAC does before learning starts.
     """
 
-    def __init__(
-        self,
-        config: AlgorithmConfig,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Box,
-        device: torch.device | str = "cpu",
-    ):
-        super().__init__(config, observation_space, action_space, device)
-        self.network = SquashedGaussianActor(
-            self.obs_dim, self.action_dim, config.hidden_sizes, config.activation
-        ).to(self.device)
-        self.low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device).flatten()
-        self.high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device).flatten()
-        self.uniform_actions = False
+    network: SquashedGaussianActor
+    uniform_actions = False
+
+    def build_network(self, config: AlgorithmConfig, init: list[torch.Generator]) -> SquashedGaussianActor:
+        self.action_dim = int(np.prod(self.action_space.shape))
+        self.low = torch.as_tensor(self.action_space.low, dtype=torch.float32).flatten().to(self.device)
+        self.high = torch.as_tensor(self.action_space.high, dtype=torch.float32).flatten().to(self.device)
+        return SquashedGaussianActor(
+            init, self.layout, self.action_dim, config.hidden_sizes, config.activation, cnn_spec(config)
+        )
 
     def to_env_action(self, unit_action: torch.Tensor) -> torch.Tensor:
         """[..., action_dim] in [-1, 1] to the env's bounds."""
@@ -191,28 +272,32 @@ class SquashedGaussianPolicy(Policy):
         return 2 * (env_action - self.low) / (self.high - self.low) - 1
 
     @torch.inference_mode()
-    def act(self, obs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def act(
+        self, obs: Observations, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        num_envs = len(next(iter(obs.values()))[0])
         if self.uniform_actions:
-            unit = torch.rand((len(obs), self.action_dim), device=self.device) * 2 - 1
+            unit = draw("uniform", gens, (num_envs, self.action_dim), self.device) * 2 - 1
         else:
-            unit, _ = self.network.sample(self.obs_tensor(obs))
+            noise = draw("normal", gens, (num_envs, self.action_dim), self.device)
+            unit, _ = self.network.sample(self.obs_tensors(obs), noise)
         return self._env_actions(unit), {}
 
     @torch.inference_mode()
-    def compute_actions(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        x = self.obs_tensor(obs)
-        unit = self.network.mean_action(x) if deterministic else self.network.sample(x)[0]
+    def compute_actions(
+        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
+    ) -> np.ndarray:
+        x = self.obs_tensors(obs)
+        if deterministic:
+            unit = self.network.mean_action(x)
+        else:
+            num_envs = len(next(iter(obs.values()))[0])
+            unit, _ = self.network.sample(x, draw("normal", gens, (num_envs, self.action_dim), self.device))
         return self._env_actions(unit)
 
     def _env_actions(self, unit_action: torch.Tensor) -> np.ndarray:
-        actions = self.to_env_action(unit_action).cpu().numpy()
-        # Rounding can put a saturated action an ulp past a bound.
-        actions = np.clip(
-            actions.reshape(len(actions), *self.action_space.shape),
-            self.action_space.low,
-            self.action_space.high,
-        )
-        return actions
+        # Clipped too: rounding can put a saturated action an ulp past a bound.
+        return self.env_actions(self.to_env_action(unit_action).cpu().numpy())
 
     def get_weights(self) -> dict[str, Any]:
         return {**super().get_weights(), "uniform_actions": self.uniform_actions}

@@ -2,7 +2,9 @@
 
 Workers collect `rollout_length` steps from each of their envs with the current policy;
 the learner computes GAE advantages and runs `num_epochs` passes of minibatch updates on
-the clipped objective below.
+the clipped objective below, for every member at once: each member's minibatches are its
+own samples in its own shuffled order, its advantages are normalized over its own
+minibatch, and its gradient is clipped by its own norm.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from rlsweep.trainables.advantages import compute_gae
-from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig
+from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig, MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.members import clip_grad_norm
+from rlsweep.trainables.observations import MASK_KEY
 from rlsweep.trainables.policy import ActorCriticPolicy
 from rlsweep.trainables.rollout_worker import Rollout
 
@@ -38,9 +41,11 @@ class PPOConfig(AlgorithmConfig):
     num_epochs: int = 4
     """Passes over each batch."""
     minibatch_size: int = 256
-    """Transitions per gradient step; must not exceed the batch."""
+    """Steps per gradient step (per member); must not exceed the batch."""
     clip_range: float = 0.2
     """PPO's epsilon: how far the probability ratio may move before the objective stops rewarding it."""
+    clip_range_anneal_timesteps: int | None = None
+    """If set, the clip range decays linearly to 0 over this many env steps (as SB3's schedules)."""
     vf_coef: float = 0.5
     """Weight of the value loss."""
     ent_coef: float = 0.0
@@ -60,6 +65,7 @@ class PPOConfig(AlgorithmConfig):
         check_range("num_epochs", self.num_epochs, 1)
         check_range("minibatch_size", self.minibatch_size, 2)
         check_range("clip_range", self.clip_range, 0, low_inclusive=False)
+        check_range("clip_range_anneal_timesteps", self.clip_range_anneal_timesteps, 1)
         check_range("vf_coef", self.vf_coef, 0)
         check_range("ent_coef", self.ent_coef, 0)
         check_range("max_grad_norm", self.max_grad_norm, 0, low_inclusive=False)
@@ -79,6 +85,7 @@ class PPO(Algorithm):
 
     policy_class = ActorCriticPolicy
     config_class = PPOConfig
+    policy: ActorCriticPolicy
 
     def setup_learner(self) -> None:
         self.optimizer = torch.optim.Adam(self.policy.network.parameters(), lr=self.algo_config.lr, eps=1e-5)
@@ -86,76 +93,92 @@ class PPO(Algorithm):
     def rollout_steps(self) -> int:
         return self.algo_config.rollout_length
 
-    def current_lr(self) -> float:
-        cfg = self.algo_config
-        if cfg.lr_anneal_timesteps is None:
-            return cfg.lr
-        return cfg.lr * max(0.0, 1.0 - self.timesteps_total / cfg.lr_anneal_timesteps)
+    def annealed(self, value: float, anneal_timesteps: int | None) -> float:
+        """`value` decayed linearly to 0 over `anneal_timesteps` env steps, if set."""
+        if anneal_timesteps is None:
+            return value
+        return value * max(0.0, 1.0 - self.timesteps_total / anneal_timesteps)
 
-    def learn(self, rollouts: list[Rollout]) -> dict[str, float]:
+    def learn(self, rollouts: list[Rollout]) -> MemberMetrics:
         cfg = self.algo_config
         batch = self._batch(rollouts)
-        network = self.policy.network
-        lr = self.current_lr()
+        network, head = self.policy.network, self.policy.head
+        lr = self.annealed(cfg.lr, cfg.lr_anneal_timesteps)
+        clip_range = self.annealed(cfg.clip_range, cfg.clip_range_anneal_timesteps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        num_samples = len(batch["advantages"])
+        members, num_samples = batch["valid"].shape
         num_minibatches = max(1, num_samples // cfg.minibatch_size)
-        stats: dict[str, list[float]] = {
-            k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
-        }
+        rows = torch.arange(members, device=self.device)[:, None]  # [K, 1] picks each member's samples
+        stats: list[torch.Tensor] = []  # [5, K] per minibatch, read once at the end
         for _ in range(cfg.num_epochs):
-            for index in torch.randperm(num_samples, device=self.device).tensor_split(num_minibatches):
-                obs, actions = batch["obs"][index], batch["actions"][index]
-                old_logprob, advantages, returns = (
-                    batch["logprob"][index],
-                    batch["advantages"][index],
-                    batch["returns"][index],
-                )
-
-                dist = network.distribution(obs)
-                logprob, entropy = network.log_prob_entropy(dist, actions)
+            order = torch.stack(
+                [
+                    torch.randperm(num_samples, generator=g, device=self.device)
+                    for g in self.learner_generators
+                ]
+            )  # [K, M]: each member shuffles its own samples
+            for index in order.tensor_split(num_minibatches, dim=1):  # [K, B]
+                mb = {key: _take(value, rows, index) for key, value in batch.items()}
+                valid = mb["valid"]
+                params, values = network.policy_params_and_value(mb["obs"])
+                mask = mb["obs"].get(MASK_KEY)
+                logprob = head.log_prob(params, mb["actions"], mask)
+                entropy = masked_mean(head.entropy(params, mask), valid)
+                advantages = mb["advantages"]
                 if cfg.normalize_advantages:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                    advantages = normalize(advantages, valid)
                 policy_loss, approx_kl, clip_fraction = clipped_surrogate_loss(
-                    logprob, old_logprob, advantages, cfg.clip_range
+                    logprob, mb["logprob"], advantages, valid, clip_range
                 )
-                value_loss = 0.5 * (network.value(obs) - returns).pow(2).mean()
-                entropy = entropy.mean()
-                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+                value_loss = 0.5 * masked_mean((values - mb["returns"]).pow(2), valid)
+                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy  # [K]
 
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(network.parameters(), cfg.max_grad_norm)
+                loss.sum().backward()  # members share no parameters: each gets its own gradient
+                clip_grad_norm(network.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-
-                stats["approx_kl"].append(approx_kl.item())
-                stats["clip_fraction"].append(clip_fraction.item())
-                stats["policy_loss"].append(policy_loss.item())
-                stats["value_loss"].append(value_loss.item())
-                stats["entropy"].append(entropy.item())
+                stats.append(
+                    torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]).detach()
+                )
 
         # Statistics move only after the update, so the update saw what the workers saw.
-        self.policy.normalizer.update(batch["raw_obs"])
-        metrics = {key: float(np.mean(values)) for key, values in stats.items()}
-        metrics["lr"] = lr
-        metrics["explained_variance"] = _explained_variance(batch["values"], batch["returns"])
-        return metrics
+        for rollout in rollouts:
+            self._update_normalizer(rollout)
+        policy_loss, value_loss, entropy, approx_kl, clip_fraction = torch.stack(stats).mean(0).cpu().numpy()
+        return {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": approx_kl,
+            "clip_fraction": clip_fraction,
+            "lr": np.full(members, lr),
+            "clip_range": np.full(members, clip_range),
+            "explained_variance": explained_variance(batch["values"], batch["returns"], batch["valid"]),
+        }
+
+    def _update_normalizer(self, rollout: Rollout) -> None:
+        if "vector" not in rollout.obs:
+            return
+        for member in range(self.algo_config.num_seeds):
+            valid = rollout.valid[:, member]
+            self.policy.normalizer.update(member, rollout.obs["vector"][:-1, member][valid])
 
     @torch.no_grad()
     def _batch(self, rollouts: list[Rollout]) -> dict[str, Any]:
-        """Flatten the valid steps of all rollouts into learner tensors, with GAE targets."""
+        """Every rollout's steps as learner tensors [K, M, ...] (M = steps per member, autoreset
+        steps kept but marked invalid), with GAE targets."""
         cfg = self.algo_config
         parts: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("raw_obs", "actions", "logprob", "values", "advantages", "returns")
+            k: [] for k in ("actions", "logprob", "values", "advantages", "returns", "valid")
         }
+        observations: list[dict[str, np.ndarray]] = []
         for rollout in rollouts:
-            values = rollout.extras["value"]  # [T, N]
-            last_value = (
-                self.policy.network.value(self.policy.obs_tensor(rollout.obs[-1])).cpu().numpy()
-            )  # [N]
-            next_values = np.concatenate([values[1:], last_value[None]])  # V(s_{t+1}), [T, N]
+            values = rollout.extras["value"]  # [T, K, N]
+            last_obs = {key: value[-1] for key, value in rollout.obs.items()}
+            last_value = self.policy.network.value(self.policy.obs_tensors(last_obs)).cpu().numpy()  # [K, N]
+            next_values = np.concatenate([values[1:], last_value[None]])  # V(s_{t+1}), [T, K, N]
             advantages, returns = compute_gae(
                 rollout.rewards,
                 values,
@@ -165,22 +188,24 @@ class PPO(Algorithm):
                 cfg.gamma,
                 cfg.gae_lambda,
             )
-            valid = rollout.valid
-            parts["raw_obs"].append(rollout.obs[:-1][valid])
-            parts["actions"].append(rollout.actions[valid])
-            parts["logprob"].append(rollout.extras["logprob"][valid])
-            parts["values"].append(values[valid])
-            parts["advantages"].append(advantages[valid])
-            parts["returns"].append(returns[valid])
-        batch = {key: np.concatenate(arrays) for key, arrays in parts.items()}
-        tensors = {
-            key: torch.as_tensor(array, device=self.device)
-            for key, array in batch.items()
-            if key != "raw_obs"
+            for key, array in (
+                ("actions", rollout.actions),
+                ("logprob", rollout.extras["logprob"]),
+                ("values", values),
+                ("advantages", advantages),
+                ("returns", returns),
+                ("valid", rollout.valid),
+            ):
+                parts[key].append(_members_first(array))
+            observations.append({key: _members_first(value[:-1]) for key, value in rollout.obs.items()})
+        batch: dict[str, Any] = {
+            key: torch.as_tensor(np.concatenate(arrays, axis=1), device=self.device)
+            for key, arrays in parts.items()
         }
-        tensors["obs"] = self.policy.obs_tensor(batch["raw_obs"])
-        tensors["raw_obs"] = batch["raw_obs"]
-        return tensors
+        batch["obs"] = self.policy.obs_tensors(
+            {key: np.concatenate([obs[key] for obs in observations], axis=1) for key in observations[0]}
+        )
+        return batch
 
     def learner_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}
@@ -189,10 +214,42 @@ class PPO(Algorithm):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
+def _members_first(array: np.ndarray) -> np.ndarray:
+    """[T, K, N, ...] -> [K, T*N, ...]: each member's steps in one row."""
+    steps, members, envs = array.shape[:3]
+    return np.swapaxes(array, 0, 1).reshape(members, steps * envs, *array.shape[3:])
+
+
+def _take(value: Any, rows: torch.Tensor, index: torch.Tensor) -> Any:
+    """Each member's samples `index` [K, B] from a tensor [K, M, ...] (or a dict of them)."""
+    if isinstance(value, dict):
+        return {key: tensor[rows, index] for key, tensor in value.items()}
+    return value[rows, index]
+
+
+def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The mean of x [K, B] over each member's valid entries: [K]."""
+    weights = valid.float()
+    return (x * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)
+
+
+def normalize(advantages: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Standardize [K, B] per member over its valid entries (unbiased std, as torch.std)."""
+    mean = masked_mean(advantages, valid)[:, None]
+    weights = valid.float()
+    variance = ((advantages - mean).pow(2) * weights).sum(-1) / (weights.sum(-1) - 1).clamp(min=1.0)
+    return (advantages - mean) / (variance.sqrt()[:, None] + 1e-8)
+
+
 def clipped_surrogate_loss(
-    logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip_range: float
+    logprob: torch.Tensor,
+    old_logprob: torch.Tensor,
+    advantages: torch.Tensor,
+    valid: torch.Tensor,
+    clip_range: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PPO's clipped objective as a loss, plus the approximate KL and clip fraction; inputs [B].
+    """PPO's clipped objective as a loss, plus the approximate KL and clip fraction; inputs
+    [K, B], outputs [K] (means over each member's valid steps).
 
     The loss takes the pessimistic (larger) of the unclipped and clipped terms, so moving the
     probability ratio outside [1 - clip, 1 + clip] earns nothing.
@@ -201,14 +258,22 @@ def clipped_surrogate_loss(
     ratio = log_ratio.exp()
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
-    loss = torch.max(unclipped, clipped).mean()
+    loss = masked_mean(torch.max(unclipped, clipped), valid)
     with torch.no_grad():
-        approx_kl = ((ratio - 1) - log_ratio).mean()  # KL(old || new), Schulman's low-variance k3
-        clip_fraction = ((ratio - 1).abs() > clip_range).float().mean()
+        approx_kl = masked_mean((ratio - 1) - log_ratio, valid)  # KL(old || new), Schulman's low-variance k3
+        clip_fraction = masked_mean(((ratio - 1).abs() > clip_range).float(), valid)
     return loss, approx_kl, clip_fraction
 
 
-def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
-    """1 - Var[target - predicted] / Var[target]: 1 is a perfect critic, <= 0 is useless."""
-    variance = target.var()
-    return float("nan") if variance == 0 else float(1 - (target - predicted).var() / variance)
+def explained_variance(predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
+    """1 - Var[target - predicted] / Var[target] per member over valid steps: 1 is a perfect
+    critic, <= 0 is useless; [K] (NaN where the targets do not vary)."""
+    weights = valid.float()
+
+    def variance(x: torch.Tensor) -> torch.Tensor:
+        mean = masked_mean(x, valid)[:, None]
+        return ((x - mean).pow(2) * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)
+
+    target_variance = variance(target)
+    ratio = variance(target - predicted) / target_variance
+    return torch.where(target_variance > 0, 1 - ratio, torch.nan).cpu().numpy()

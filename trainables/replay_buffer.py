@@ -1,54 +1,87 @@
-"""Experience replay for off-policy learners: a numpy ring buffer of (n-step) transitions."""
+"""Experience replay for off-policy learners: numpy ring buffers of (n-step) transitions,
+one per member, sampled together as [K, B] batches."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
+from rlsweep.trainables.observations import Observations
 from rlsweep.trainables.rollout_worker import Rollout
 
 
 @dataclass
 class Transitions:
     """A batch of transitions; `next_obs` is observed `n` steps after `obs` (fewer where the
-    episode ended first), and `rewards` sums the discounted rewards in between."""
+    episode ended first), and `rewards` sums the discounted rewards in between. Arrays are
+    [B, ...] for one member, [K, B, ...] for all."""
 
-    obs: np.ndarray  # [B, obs_dim] raw
-    actions: np.ndarray  # [B] for Discrete, [B, action_dim] for Box
-    rewards: np.ndarray  # [B] float32
-    next_obs: np.ndarray  # [B, obs_dim] raw
-    terminated: np.ndarray  # [B] bool: next_obs is terminal, so its value is 0
-    discounts: np.ndarray  # [B] float32: gamma^k for the k steps between obs and next_obs
+    obs: Observations  # raw
+    actions: np.ndarray  # Discrete: indices; Box: env-scale actions
+    rewards: np.ndarray  # float32
+    next_obs: Observations  # raw
+    terminated: np.ndarray  # bool: next_obs is terminal, so its value is 0
+    discounts: np.ndarray  # float32: gamma^k for the k steps between obs and next_obs
+
+    def select(self, index: Any) -> Transitions:
+        """These transitions at `index` along the leading axes (every entry the same way)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Transitions(
+            **{
+                name: {k: v[index] for k, v in value.items()} if isinstance(value, dict) else value[index]
+                for name, value in values.items()
+            }
+        )
 
 
 @dataclass
 class Steps:
-    """Consecutive steps of N envs, as in a Rollout: obs has one more row than the rest,
-    so obs[t + 1] is the observation that followed step t."""
+    """Consecutive steps of one member's N envs, as in a Rollout: obs has one more row than
+    the rest, so obs[t + 1] is the observation that followed step t."""
 
-    obs: np.ndarray  # [T+1, N, obs_dim]
+    obs: Observations  # each [T+1, N, ...]
     actions: np.ndarray  # [T, N, ...]
     rewards: np.ndarray  # [T, N]
     terminated: np.ndarray  # [T, N]
     truncated: np.ndarray  # [T, N]
     valid: np.ndarray  # [T, N]
 
+    @classmethod
+    def of_member(cls, rollout: Rollout, member: int) -> Steps:
+        return cls(
+            obs={key: value[:, member] for key, value in rollout.obs.items()},
+            actions=rollout.actions[:, member],
+            rewards=rollout.rewards[:, member],
+            terminated=rollout.terminated[:, member],
+            truncated=rollout.truncated[:, member],
+            valid=rollout.valid[:, member],
+        )
+
     def __len__(self) -> int:
         return len(self.rewards)
 
     def then(self, later: Steps) -> Steps:
         """These steps followed by `later`, whose first observation is this one's last."""
-        joined = {
-            f.name: np.concatenate([getattr(self, f.name), getattr(later, f.name)]) for f in fields(self)
-        }
-        joined["obs"] = np.concatenate([self.obs[:-1], later.obs])
-        return Steps(**joined)
+        return Steps(
+            obs={key: np.concatenate([value[:-1], later.obs[key]]) for key, value in self.obs.items()},
+            **{
+                name: np.concatenate([getattr(self, name), getattr(later, name)])
+                for name in ("actions", "rewards", "terminated", "truncated", "valid")
+            },
+        )
 
     def tail(self, start: int) -> Steps:
         """Steps from `start` on."""
-        return Steps(**{f.name: getattr(self, f.name)[start:] for f in fields(self)})
+        return Steps(
+            obs={key: value[start:] for key, value in self.obs.items()},
+            **{
+                name: getattr(self, name)[start:]
+                for name in ("actions", "rewards", "terminated", "truncated", "valid")
+            },
+        )
 
 
 def n_step_transitions(steps: Steps, n: int, gamma: float) -> Transitions:
@@ -75,94 +108,84 @@ def n_step_transitions(steps: Steps, n: int, gamma: float) -> Transitions:
     envs = np.arange(shape[1])[None, :]  # [1, N]
     valid = steps.valid[:num_starts]
     return Transitions(
-        obs=steps.obs[:num_starts][valid],
+        obs={key: value[:num_starts][valid] for key, value in steps.obs.items()},
         actions=steps.actions[:num_starts][valid],
         rewards=returns[valid],
-        next_obs=steps.obs[last + 1, envs][valid],
+        next_obs={key: value[last + 1, envs][valid] for key, value in steps.obs.items()},
         terminated=steps.terminated[last, envs][valid],
         discounts=discounts[valid],
     )
 
 
 class ReplayBuffer:
-    """A fixed-capacity ring buffer of transitions; the oldest are overwritten first.
+    """K fixed-capacity ring buffers of transitions, one per member; the oldest are
+    overwritten first. Member k samples with its own generator, seeded from `seeds[k]`.
 
     `add_rollout` turns each worker's consecutive rollouts into n-step transitions. A
     step's window may reach into the worker's next rollout, so the last n - 1 steps of
-    each are held back until it arrives.
+    each are held back until it arrives. Storage is allocated on the first transitions,
+    shaped like them.
     """
 
-    def __init__(
-        self,
-        capacity: int,
-        obs_dim: int,
-        action_shape: tuple[int, ...],
-        action_dtype: np.dtype,
-        n_step: int = 1,
-        seed: int = 0,
-    ):
+    def __init__(self, capacity: int, seeds: Sequence[int], n_step: int = 1):
         self.capacity = capacity
         self.n_step = n_step
-        self.storage = Transitions(
-            obs=np.zeros((capacity, obs_dim), dtype=np.float32),
-            actions=np.zeros((capacity, *action_shape), dtype=action_dtype),
-            rewards=np.zeros(capacity, dtype=np.float32),
-            next_obs=np.zeros((capacity, obs_dim), dtype=np.float32),
-            terminated=np.zeros(capacity, dtype=bool),
-            discounts=np.zeros(capacity, dtype=np.float32),
-        )
-        self.position = 0  # where the next transition goes
-        self.size = 0
-        self.rng = np.random.default_rng(seed)
-        self.pending: dict[int, Steps] = {}  # per worker: steps whose window is still open
+        self.members = len(seeds)
+        self.storage: Transitions | None = None  # [K, capacity, ...]
+        self.position = np.zeros(self.members, dtype=np.int64)  # where each member's next transition goes
+        self.sizes = np.zeros(self.members, dtype=np.int64)
+        self.rngs = [np.random.default_rng(seed) for seed in seeds]
+        self.pending: dict[tuple[int, int], Steps] = {}  # per (worker, member): steps whose window is open
 
     def __len__(self) -> int:
-        return self.size
+        """Transitions per member (the fewest any member holds)."""
+        return int(self.sizes.min())
 
     def add_rollout(self, rollout: Rollout, source: int, gamma: float) -> None:
         """Store the n-step transitions of `rollout`, the next one from worker `source`."""
-        steps = Steps(
-            rollout.obs,
-            rollout.actions,
-            rollout.rewards,
-            rollout.terminated,
-            rollout.truncated,
-            rollout.valid,
-        )
-        if source in self.pending:
-            steps = self.pending[source].then(steps)
-        self.add(n_step_transitions(steps, self.n_step, gamma))
-        self.pending[source] = steps.tail(max(0, len(steps) - self.n_step + 1))
+        for member in range(self.members):
+            steps = Steps.of_member(rollout, member)
+            if (source, member) in self.pending:
+                steps = self.pending[source, member].then(steps)
+            self.add(member, n_step_transitions(steps, self.n_step, gamma))
+            self.pending[source, member] = steps.tail(max(0, len(steps) - self.n_step + 1))
 
     def discard_held_back(self) -> None:
         """Forget the steps held back for open windows: after a worker is replaced, its new
         envs start new episodes, so those windows will never continue."""
         self.pending.clear()
 
-    def add(self, transitions: Transitions) -> None:
+    def add(self, member: int, transitions: Transitions) -> None:
         count = len(transitions.rewards)
         if count > self.capacity:  # only the newest `capacity` would survive anyway
-            transitions = Transitions(
-                **{f.name: getattr(transitions, f.name)[-self.capacity :] for f in fields(Transitions)}
-            )
+            transitions = transitions.select(slice(-self.capacity, None))
             count = self.capacity
-        index = (self.position + np.arange(count)) % self.capacity
-        for f in fields(Transitions):
-            getattr(self.storage, f.name)[index] = getattr(transitions, f.name)
-        self.position = (self.position + count) % self.capacity
-        self.size = min(self.size + count, self.capacity)
+        if self.storage is None:
+            self.storage = _allocate(transitions, self.members, self.capacity)
+        index = (self.position[member] + np.arange(count)) % self.capacity
+        _assign(self.storage, (member, index), transitions)
+        self.position[member] = (self.position[member] + count) % self.capacity
+        self.sizes[member] = min(self.sizes[member] + count, self.capacity)
 
     def sample(self, batch_size: int) -> Transitions:
-        """`batch_size` transitions drawn uniformly, with replacement."""
-        index = self.rng.integers(0, self.size, size=batch_size)
-        return Transitions(**{f.name: getattr(self.storage, f.name)[index] for f in fields(Transitions)})
+        """`batch_size` transitions per member, each drawn uniformly from its own buffer with
+        replacement: [K, batch_size, ...]."""
+        assert self.storage is not None
+        index = np.stack(
+            [rng.integers(0, size, size=batch_size) for rng, size in zip(self.rngs, self.sizes, strict=True)]
+        )
+        return self.storage.select((np.arange(self.members)[:, None], index))
 
     def state_dict(self, include_transitions: bool) -> dict[str, Any]:
-        """The sampling RNG, and optionally the stored transitions, oldest first."""
-        state: dict[str, Any] = {"rng": self.rng.bit_generator.state}
-        if include_transitions:
-            index = (self.position - self.size + np.arange(self.size)) % self.capacity
-            state["transitions"] = {f.name: getattr(self.storage, f.name)[index] for f in fields(Transitions)}
+        """The sampling generators, and optionally each member's transitions, oldest first."""
+        state: dict[str, Any] = {"rngs": [rng.bit_generator.state for rng in self.rngs]}
+        if include_transitions and self.storage is not None:
+            state["transitions"] = [
+                self.storage.select(
+                    (member, (self.position[member] - size + np.arange(size)) % self.capacity)
+                )
+                for member, size in enumerate(self.sizes)
+            ]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -171,7 +194,33 @@ class ReplayBuffer:
         Steps held back for n-step windows stay: they belong to this trial's workers, whose
         envs keep running, not to the checkpoint's.
         """
-        self.rng.bit_generator.state = state["rng"]
+        for rng, rng_state in zip(self.rngs, state["rngs"], strict=True):
+            rng.bit_generator.state = rng_state
         if "transitions" in state:
-            self.position = self.size = 0
-            self.add(Transitions(**state["transitions"]))
+            self.position[:] = self.sizes[:] = 0
+            for member, transitions in enumerate(state["transitions"]):
+                self.add(member, transitions)
+
+
+def _allocate(like: Transitions, members: int, capacity: int) -> Transitions:
+    def zeros(array: np.ndarray) -> np.ndarray:
+        return np.zeros((members, capacity, *array.shape[1:]), dtype=array.dtype)
+
+    return Transitions(
+        obs={key: zeros(value) for key, value in like.obs.items()},
+        actions=zeros(like.actions),
+        rewards=zeros(like.rewards),
+        next_obs={key: zeros(value) for key, value in like.next_obs.items()},
+        terminated=zeros(like.terminated),
+        discounts=zeros(like.discounts),
+    )
+
+
+def _assign(storage: Transitions, index: Any, transitions: Transitions) -> None:
+    for f in fields(Transitions):
+        target, source = getattr(storage, f.name), getattr(transitions, f.name)
+        if isinstance(target, dict):
+            for key in target:
+                target[key][index] = source[key]
+        else:
+            target[index] = source

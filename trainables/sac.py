@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.members import draw
 from rlsweep.trainables.networks import TwinQ
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
-from rlsweep.trainables.policy import SquashedGaussianPolicy
+from rlsweep.trainables.policy import SquashedGaussianPolicy, cnn_spec
 
 
 @dataclass
@@ -79,13 +80,22 @@ class SAC(OffPolicyAlgorithm):
         cfg = self.algo_config
         policy = self.policy
         self.actor = policy.network
-        self.critic = TwinQ(policy.obs_dim, policy.action_dim, cfg.hidden_sizes, cfg.activation).to(
-            self.device
-        )
+        self.critic = TwinQ(
+            policy.init_generators,
+            policy.layout,
+            policy.action_dim,
+            cfg.hidden_sizes,
+            cfg.activation,
+            cnn_spec(cfg),
+        ).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(
-            np.log(cfg.initial_alpha), dtype=torch.float32, device=self.device, requires_grad=True
-        )
+        self.log_alpha = torch.full(
+            (cfg.num_seeds,),
+            np.log(cfg.initial_alpha),
+            dtype=torch.float32,
+            device=self.device,
+            requires_grad=True,
+        )  # one temperature per member
         self.actor_optimizer = adam(self.actor.parameters(), cfg.lr)
         self.critic_optimizer = adam(self.critic.parameters(), cfg.lr)
         self.alpha_optimizer = adam([self.log_alpha], cfg.lr)
@@ -101,46 +111,50 @@ class SAC(OffPolicyAlgorithm):
         alpha = (
             self.log_alpha.exp().detach()
             if cfg.alpha is None
-            else torch.tensor(cfg.alpha, device=self.device)
-        )
+            else torch.full((cfg.num_seeds,), cfg.alpha, device=self.device)
+        )[:, None]  # [K, 1]
         actions = self.policy.to_unit_action(batch.actions)  # the critics see actions in [-1, 1]
+        noise_shape = (batch.rewards.shape[1], self.policy.action_dim)
 
         with torch.no_grad():
-            next_actions, next_logprob = self.actor.sample(batch.next_obs)
+            next_noise = draw("normal", self.learner_generators, noise_shape, self.device)
+            next_actions, next_logprob = self.actor.sample(batch.next_obs, next_noise)
             next_q1, next_q2 = self.critic_target(batch.next_obs, next_actions)
             targets = soft_q_target(
                 batch.rewards, batch.discounts, batch.terminated, next_q1, next_q2, next_logprob, alpha
             )
         q1, q2 = self.critic(batch.obs, actions)
-        critic_loss = twin_q_loss(q1, q2, targets)
+        critic_loss = twin_q_loss(q1, q2, targets)  # [K]
         self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()  # members share no parameters: each gets its own gradient
         self.critic_optimizer.step()
 
         # The actor's gradient flows through the critics, which stay fixed for this step.
-        new_actions, logprob = self.actor.sample(batch.obs)
+        new_actions, logprob = self.actor.sample(
+            batch.obs, draw("normal", self.learner_generators, noise_shape, self.device)
+        )
         self.critic.requires_grad_(False)
         q1_new, q2_new = self.critic(batch.obs, new_actions)
         self.critic.requires_grad_(True)
         actor_loss = sac_actor_loss(logprob, q1_new, q2_new, alpha)
         self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.sum().backward()
         self.actor_optimizer.step()
 
-        alpha_loss = temperature_loss(self.log_alpha, logprob.detach(), target_entropy)
+        alpha_loss = temperature_loss(self.log_alpha[:, None], logprob.detach(), target_entropy)
         if cfg.alpha is None:
             self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_loss.backward()
+            alpha_loss.sum().backward()
             self.alpha_optimizer.step()
 
         polyak_update(self.critic_target, self.critic, cfg.tau)
         return {
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),
-            "alpha": alpha,
+            "alpha": alpha.squeeze(-1),
             "alpha_loss": alpha_loss.detach(),
-            "entropy": -logprob.detach().mean(),
-            "q_mean": q1.detach().mean(),
+            "entropy": -logprob.detach().mean(-1),
+            "q_mean": q1.detach().mean(-1),
         }
 
     def learner_state(self) -> dict[str, Any]:
@@ -168,7 +182,8 @@ def soft_q_target(
     next_logprob: torch.Tensor,
     alpha: torch.Tensor,
 ) -> torch.Tensor:
-    """y = r + gamma^n (1 - terminated) (min(Q'_1, Q'_2)(s', a') - alpha log pi(a'|s')), all [B].
+    """y = r + gamma^n (1 - terminated) (min(Q'_1, Q'_2)(s', a') - alpha log pi(a'|s')), all
+    [..., B] (alpha broadcast against them, e.g. [K, 1]).
 
     The soft value of s' adds the entropy bonus -alpha log pi; the smaller of the twin
     target critics keeps the bootstrap from inheriting their overestimation.
@@ -178,25 +193,28 @@ def soft_q_target(
 
 
 def twin_q_loss(q1: torch.Tensor, q2: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Both critics regress to the same target: MSE(Q1, y) + MSE(Q2, y); inputs [B]."""
-    return (q1 - targets).pow(2).mean() + (q2 - targets).pow(2).mean()
+    """Both critics regress to the same target: MSE(Q1, y) + MSE(Q2, y); inputs [..., B],
+    one loss per leading index (member)."""
+    return (q1 - targets).pow(2).mean(-1) + (q2 - targets).pow(2).mean(-1)
 
 
 def sac_actor_loss(
     logprob: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor, alpha: torch.Tensor
 ) -> torch.Tensor:
-    """E[alpha log pi(a~|s) - min(Q1, Q2)(s, a~)] for reparameterized actions a~; inputs [B].
+    """E[alpha log pi(a~|s) - min(Q1, Q2)(s, a~)] for reparameterized actions a~; inputs
+    [..., B], one loss per leading index (member).
 
     Minimizing it is the KL projection onto the critic's Boltzmann policy: high soft Q
     and high entropy both lower it.
     """
-    return (alpha * logprob - torch.min(q1, q2)).mean()
+    return (alpha * logprob - torch.min(q1, q2)).mean(-1)
 
 
 def temperature_loss(log_alpha: torch.Tensor, logprob: torch.Tensor, target_entropy: float) -> torch.Tensor:
-    """-log(alpha) (log pi + target_entropy), averaged; logprob [B], detached.
+    """-log(alpha) (log pi + target_entropy), averaged over the last axis; logprob [..., B],
+    detached, log_alpha broadcast against it (e.g. [K, 1]).
 
     Its gradient raises alpha while the policy's entropy -log pi is below the target and
     lowers it above. Optimizing log(alpha) keeps alpha positive (as SB3 does).
     """
-    return -(log_alpha * (logprob + target_entropy)).mean()
+    return -(log_alpha * (logprob + target_entropy)).mean(-1)

@@ -12,7 +12,8 @@ import ray
 from ray.exceptions import OutOfMemoryError, RayActorError, WorkerCrashedError
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rlsweep.trainables.rollout_worker import EnvError, Rollout, RolloutWorker, SamplingPolicy
+from rlsweep.trainables.policy import Policy
+from rlsweep.trainables.rollout_worker import EnvError, Rollout, RolloutWorker
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +39,14 @@ class WorkerGroup:
         env_id: str,
         env_config: dict[str, Any],
         num_envs_per_worker: int,
-        seed: int,
-        make_policy: Callable[[], SamplingPolicy],
+        seeds: list[int],
+        make_policy: Callable[[], Policy],
         max_restarts: int,
     ):
         self.env_id = env_id
         self.env_config = env_config
         self.num_envs_per_worker = num_envs_per_worker
-        self.seed = seed
+        self.seeds = seeds
         self.make_policy = make_policy
         self.max_restarts = max_restarts
         self.num_workers = num_workers
@@ -54,15 +55,15 @@ class WorkerGroup:
         self.local_worker = self._local_worker() if num_workers == 0 else None
         self.actors = [self._actor(index) for index in range(num_workers)]
 
-    def _worker_seed(self, index: int) -> int:
-        # Distinct env seeds per worker and per replacement, so a new worker does not
-        # replay its predecessor's episodes.
+    def _worker_seeds(self, index: int) -> list[int]:
+        """Each member's seed for worker `index`: distinct per worker and per replacement, so
+        a new worker does not replay its predecessor's episodes."""
         slot = index + self.restarts * max(1, self.num_workers)
-        return self.seed + slot * self.num_envs_per_worker
+        return [seed + slot * self.num_envs_per_worker for seed in self.seeds]
 
     def _local_worker(self) -> RolloutWorker:
         return RolloutWorker(
-            self.env_id, self.env_config, self.num_envs_per_worker, self._worker_seed(0), self.make_policy
+            self.env_id, self.env_config, self.num_envs_per_worker, self._worker_seeds(0), self.make_policy
         )
 
     def _actor(self, index: int) -> ray.actor.ActorHandle:
@@ -78,7 +79,7 @@ class WorkerGroup:
                 self.env_id,
                 self.env_config,
                 self.num_envs_per_worker,
-                self._worker_seed(index),
+                self._worker_seeds(index),
                 self.make_policy,
             )
         )

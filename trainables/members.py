@@ -1,0 +1,70 @@
+"""Members: the independent agents one trial trains side by side, one per seed.
+
+A trial with `num_seeds: K` trains K agents of the same config as one batched learner:
+every network parameter has a leading member axis of size K, so one forward and backward
+pass serves all of them, and Adam (elementwise) over the stacked parameters is K Adams.
+What must stay separate per member is here: seeds, random generators, gradient clipping,
+and how per-member results become one number.
+
+Member i's seed is `seed + i * SEED_STRIDE`, so a single-seed trial with that seed trains
+exactly member i (same initial weights, same env streams, same exploration noise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import scipy.stats
+import torch
+
+SEED_STRIDE = 10_000
+"""Seeds between members: room for every env seed a member's workers derive from its own."""
+
+SeedAggregate = Literal["mean", "median", "iqm", "min"]
+
+
+def member_seeds(seed: int, num_seeds: int) -> list[int]:
+    return [seed + member * SEED_STRIDE for member in range(num_seeds)]
+
+
+def generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One torch generator per member: a member's random draws never depend on the others'."""
+    return [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+
+def draw(
+    kind: Literal["uniform", "normal"], gens: Sequence[torch.Generator], shape: tuple[int, ...], device
+) -> torch.Tensor:
+    """Noise [K, *shape], member k's from generator k."""
+    sample = torch.rand if kind == "uniform" else torch.randn
+    return torch.stack([sample(shape, generator=g, device=device) for g in gens])
+
+
+def clip_grad_norm(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
+    """Scale each member's gradient to a global norm of at most `max_norm`, as
+    `torch.nn.utils.clip_grad_norm_` does for one network; returns the norms before, [K]."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()  # [K]
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for grad in grads:
+        grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
+    return norms
+
+
+def aggregate(values: np.ndarray, how: SeedAggregate) -> float:
+    """One number for K members' values (NaNs, members without a value yet, ignored)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan")
+    if how == "mean":
+        return float(values.mean())
+    if how == "median":
+        return float(np.median(values))
+    if how == "min":
+        return float(values.min())
+    # The interquartile mean (Agarwal et al. 2021, as rliable computes it): robust to one
+    # lucky or broken seed, less noisy than the median.
+    return float(scipy.stats.trim_mean(values, 0.25))
