@@ -1,4 +1,4 @@
-"""The `rlsweep` command line: sweep, train, best, list."""
+"""The `rlsweep` command line: sweep, train, test, best, evaluate, list, ui, tensorboard."""
 
 from __future__ import annotations
 
@@ -104,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--member", type=int, help="of a multi-seed checkpoint, this member (default: the best evaluated)"
     )
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    test = commands.add_parser(
+        "test", help="train a finished sweep's top configs again on held-out seeds; the best there wins"
+    )
+    test.add_argument("results_dir", help="a sweep folder, or an experiment folder (its latest sweep)")
+    test.add_argument("--top", type=int, help="configs to test (default: the experiment's test.top, else 3)")
+    test.add_argument("--seeds", type=int, help="test seeds per config (default: the experiment's, else 5)")
+    _add_address(test)
+    _add_mlflow(test)
+    test.set_defaults(handler=cmd_test)
 
     best = commands.add_parser("best", help="print and save the best config of a finished sweep")
     best.add_argument("results_dir", help="a sweep folder, or an experiment folder (its latest sweep)")
@@ -253,19 +263,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_best(args: argparse.Namespace) -> int:
-    from ray import tune
+def cmd_test(args: argparse.Namespace) -> int:
+    from rlsweep.experiments.experiment import TestSpec
+    from rlsweep.experiments.runner import test_sweep
+    from rlsweep.experiments.summary import print_summary
+    from rlsweep.experiments.sweep_folder import SweepFolder
+    from rlsweep.trainables.config import build_config
 
-    from rlsweep.experiments.outcome import collect_outcome
+    folder = SweepFolder.find(args.results_dir)
+    default = folder.read_experiment().test or TestSpec()
+    spec = build_config(
+        TestSpec,
+        {"top": args.top or default.top, "seeds": args.seeds or default.seeds},
+        label="--top/--seeds",
+    )
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    outcome = test_sweep(
+        folder, spec, address=args.address, mlflow_uri=args.mlflow_uri, track_mlflow=not args.no_mlflow
+    )
+    print_summary(outcome)
+    if outcome.interrupted:
+        return 130
+    return 0 if outcome.best is not None else 1
+
+
+def cmd_best(args: argparse.Namespace) -> int:
     from rlsweep.experiments.report import write_best_config
+    from rlsweep.experiments.runner import read_outcome
     from rlsweep.experiments.sweep_folder import SweepFolder
 
     folder = SweepFolder.find(args.results_dir)
-    experiment = folder.read_experiment()
-    results = tune.Tuner.restore(str(folder.path), trainable=experiment.trainable).get_results()
-    outcome = collect_outcome(experiment, folder, results, elapsed_s=0.0)
+    outcome = read_outcome(folder)
     if outcome.best is None:
-        raise ConfigError(f"no trial in {str(folder.path)!r} reported {experiment.metric!r}")
+        raise ConfigError(f"no trial in {str(folder.path)!r} reported {outcome.experiment.metric!r}")
     path = write_best_config(outcome)
     if args.output:
         path = Path(args.output)

@@ -163,7 +163,7 @@ class Experiment:
     sampler: Literal["tpe", "random", "qmc", "gp", "cmaes"] = "tpe"
     """Optuna sampler, seeded with `seed`."""
     scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "fifo"})
-    """{type: fifo}, {type: asha, ...}, {type: pbt, ...} or {type: pb2, ...}; see experiments/schedulers.py."""
+    """{type: fifo}, {type: asha, ...}, {type: pbt, ...} or {type: pb2, ...}; see schedulers.py."""
     stop: StopSpec = field(default_factory=lambda: StopSpec(timesteps_total=100_000))
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     seed: int = 0
@@ -200,14 +200,17 @@ class Experiment:
         check_range("checkpoint_frequency", self.checkpoint_frequency, 0, label="experiment")
         check_range("keep_checkpoints", self.keep_checkpoints, 1, label="experiment")
         check_range("time_budget_s", self.time_budget_s, 0, low_inclusive=False, label="experiment")
-        pb2 = isinstance(self.scheduler, dict) and self.scheduler.get("type") == "pb2"
-        check_scheduler(self.scheduler, known, self.space().config_bounds() if pb2 else {})
+        check_scheduler(self.scheduler, known, self.scheduler_bounds())
         self._check_points(known)
 
     def _check_points(self, config_keys: set[str]) -> None:
         if self.points_to_evaluate and not self.is_search:
-            raise ConfigError("experiment key 'points_to_evaluate' needs a search; search_space 'fixed' has none")
-        check_range("points_to_evaluate", len(self.points_to_evaluate), high=self.num_samples, label="experiment")
+            raise ConfigError(
+                "experiment key 'points_to_evaluate' needs a search; search_space 'fixed' has none"
+            )
+        check_range(
+            "points_to_evaluate", len(self.points_to_evaluate), high=self.num_samples, label="experiment"
+        )
         space = self.space()
         for index, point in enumerate(self.points_to_evaluate):
             where = f"experiment key 'points_to_evaluate[{index}]'"
@@ -215,9 +218,8 @@ class Experiment:
                 raise ConfigError(f"{where} must be a mapping of config keys to values, got {point!r}")
             for key in point:
                 if key not in config_keys:
-                    raise ConfigError(
-                        f"{where} names {key!r}, not a {self.algorithm} config key{did_you_mean(key, config_keys)}"
-                    )
+                    hint = did_you_mean(key, config_keys)
+                    raise ConfigError(f"{where} names {key!r}, not a {self.algorithm} config key{hint}")
             try:
                 space.params_for(point)
             except ConfigError as error:
@@ -266,6 +268,11 @@ class Experiment:
         if self.envs:
             return {env: (float(low), float(high)) for env, (low, high) in self.envs.items()}
         return {self.env: None}
+
+    def scheduler_bounds(self) -> dict[str, tuple[float, float]]:
+        """For PB2: the float config keys the space varies, with their ranges; else nothing."""
+        is_pb2 = isinstance(self.scheduler, dict) and self.scheduler.get("type") == "pb2"
+        return self.space().config_bounds() if is_pb2 else {}
 
     @property
     def objective(self) -> type[Objective]:

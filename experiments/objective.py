@@ -81,7 +81,9 @@ class Objective(tune.Trainable):
         """Every env's results under `envs/<env>/`; the metric (and each member's) as the mean
         of its normalized values; env steps as each env's, which the budget limits."""
         combined: dict[str, Any] = {
-            f"envs/{env_key(env)}/{key}": value for env, result in results.items() for key, value in result.items()
+            f"envs/{env_key(env)}/{key}": value
+            for env, result in results.items()
+            for key, value in result.items()
         }
         combined[TIMESTEPS_TOTAL] = max(result[TIMESTEPS_TOTAL] for result in results.values())
         member_metric = re.compile(rf"^(seeds/\d+/)?{re.escape(self.metric)}$")

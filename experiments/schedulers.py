@@ -128,7 +128,9 @@ def pb2_bounds(spec: Pb2Spec, space_bounds: Bounds) -> Bounds:
     return {key: space_bounds[key] for key in spec.hyperparams or space_bounds}
 
 
-def build_scheduler(scheduler: dict[str, Any], metric: str, mode: str, space_bounds: Bounds) -> TrialScheduler:
+def build_scheduler(
+    scheduler: dict[str, Any], metric: str, mode: str, space_bounds: Bounds
+) -> TrialScheduler:
     spec = _spec(scheduler)
     if isinstance(spec, AshaSpec):
         return ASHAScheduler(

@@ -140,7 +140,9 @@ class SearchSpace:
                 warnings.simplefilter("error", UserWarning)  # Optuna warns of a value out of range
                 config, _ = self.sample_config(trial)
         except (ValueError, UserWarning) as error:
-            raise ConfigError(f"is outside search space {self.name!r} as the experiment narrows it: {error}") from None
+            raise ConfigError(
+                f"is outside search space {self.name!r} as the experiment narrows it: {error}"
+            ) from None
         for key, value in point.items():
             if key not in config or not _same(config[key], value):
                 raise ConfigError(
