@@ -26,15 +26,16 @@ def plot_evaluation_curves(outcome: RunOutcome) -> Path | None:
     best = outcome.best
     figure, axes = plt.subplots(figsize=(8, 5))
     drawn = 0
-    tested = [(c.tested, "--") for c in outcome.test.configs] if outcome.test else []
-    for trial, style in [(t, "-") for t in outcome.trials] + tested:
+    curves = [(t, "-", t.trial_id + (" (best)" if t is best else "")) for t in outcome.trials]
+    if outcome.test is not None:
+        curves += [(c.tested, "--", f"{c.tuned.trial_id} on test seeds") for c in outcome.test.configs]
+    for trial, style, label in curves:
         history = trial.history
         if history is None or metric not in history or STEP_KEY not in history:
             continue
         points = history[[STEP_KEY, metric]].dropna()
-        is_best = best is not None and trial is best
-        label = f"{trial.trial_id}{' (test)' if style == '--' else ''}{' best' if is_best else ''}"
-        axes.plot(points[STEP_KEY], points[metric], style, linewidth=2.5 if is_best else 1, label=label)
+        width = 2.5 if trial is best else 1
+        axes.plot(points[STEP_KEY], points[metric], style, marker=".", linewidth=width, label=label)
         drawn += 1
     if not drawn:
         plt.close(figure)
