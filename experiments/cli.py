@@ -264,21 +264,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from rlsweep.experiments.experiment import TestSpec
-    from rlsweep.experiments.runner import test_sweep
+    from rlsweep.experiments.experiment import HeldOutSpec
+    from rlsweep.experiments.runner import run_test_phase
     from rlsweep.experiments.summary import print_summary
     from rlsweep.experiments.sweep_folder import SweepFolder
     from rlsweep.trainables.config import build_config
 
     folder = SweepFolder.find(args.results_dir)
-    default = folder.read_experiment().test or TestSpec()
+    default = folder.read_experiment().test or HeldOutSpec()
     spec = build_config(
-        TestSpec,
+        HeldOutSpec,
         {"top": args.top or default.top, "seeds": args.seeds or default.seeds},
         label="--top/--seeds",
     )
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    outcome = test_sweep(
+    outcome = run_test_phase(
         folder, spec, address=args.address, mlflow_uri=args.mlflow_uri, track_mlflow=not args.no_mlflow
     )
     print_summary(outcome)

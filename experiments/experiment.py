@@ -114,7 +114,7 @@ class ResourcesSpec:
 
 
 @dataclass
-class TestSpec:
+class HeldOutSpec:
     """Held-out test seeds: once the search ends, its top configs are trained again from
     scratch, with the same budget, on seeds no tuning trial used; the best on those is the
     sweep's best config."""
@@ -155,7 +155,7 @@ class Experiment:
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
     """Configs (config keys, e.g. a published tuned set) the search tries first; keys left
     out are sampled."""
-    test: TestSpec | None = None
+    test: HeldOutSpec | None = None
     """Retrain the top configs on held-out seeds when the search ends; unset: no test."""
     num_samples: int = 8
     """Trials in the sweep."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.experiments.experiment import Experiment, TestSpec
+from rlsweep.experiments.experiment import Experiment, HeldOutSpec
 from rlsweep.experiments.outcome import RunOutcome, TrialOutcome, rank
 from rlsweep.experiments.score import SCORE_KEY
 from rlsweep.trainables import SEED_STRIDE
@@ -29,18 +29,20 @@ CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
 
 
-def test_seed(experiment: Experiment) -> int:
+def held_out_seed(experiment: Experiment) -> int:
     """The test trials' seed. Every tuning trial trains members 0..K-1 of the experiment's
     seed; test members continue that sequence from K, so no test seed is a tuning seed."""
     return experiment.seed + experiment.tuning_members * SEED_STRIDE
 
 
-def test_configs(trials: list[TrialOutcome], experiment: Experiment, spec: TestSpec) -> list[dict[str, Any]]:
+def held_out_configs(
+    trials: list[TrialOutcome], experiment: Experiment, spec: HeldOutSpec
+) -> list[dict[str, Any]]:
     """Each tuned trial's config, trained on `spec.seeds` test seeds from scratch."""
     return [
         {
             **{key: value for key, value in trial.config.items() if not key.startswith("__")},
-            "seed": test_seed(experiment),
+            "seed": held_out_seed(experiment),
             "num_seeds": spec.seeds,
             TUNED_TRIAL_KEY: trial.trial_id,
         }
@@ -48,7 +50,7 @@ def test_configs(trials: list[TrialOutcome], experiment: Experiment, spec: TestS
     ]
 
 
-def test_experiment(experiment: Experiment, spec: TestSpec) -> Experiment:
+def held_out_experiment(experiment: Experiment, spec: HeldOutSpec) -> Experiment:
     """The experiment of the test phase: the sweep's, with no scheduler to stop a trial
     early, so every config gets the whole budget (the stop conditions)."""
     return dataclasses.replace(
@@ -57,7 +59,7 @@ def test_experiment(experiment: Experiment, spec: TestSpec) -> Experiment:
 
 
 @dataclass
-class ConfigTest:
+class HeldOutResult:
     """One tuned config on the test seeds."""
 
     tuned: TrialOutcome
@@ -78,30 +80,30 @@ class ConfigTest:
 
 
 @dataclass
-class TestOutcome:
+class HeldOutTest:
     """The test phase of a sweep."""
 
-    spec: TestSpec
+    spec: HeldOutSpec
     seeds: list[int]
     """The test seeds (the members' seeds of every test trial)."""
     path: Path
     """Where the test trials' folders are."""
-    configs: list[ConfigTest]
+    configs: list[HeldOutResult]
     """By tuning rank."""
     mode: str
     """The experiment's: whether a higher score is better."""
     elapsed_s: float
 
     @property
-    def best(self) -> ConfigTest | None:
+    def best(self) -> HeldOutResult | None:
         """The config whose test trial ranks first (ties go to fewer env steps)."""
         ranked = rank([config.tested for config in self.configs], self.mode)
         return next((c for c in self.configs if ranked and c.tested is ranked[0]), None)
 
 
-def test_outcome(
-    tuned: list[TrialOutcome], tested: RunOutcome, spec: TestSpec, seed: int, elapsed_s: float
-) -> TestOutcome:
+def collect_held_out_test(
+    tuned: list[TrialOutcome], tested: RunOutcome, spec: HeldOutSpec, seed: int, elapsed_s: float
+) -> HeldOutTest:
     """Pair each tuned trial with its test trial and read the test seeds' scores."""
     experiment = tested.experiment
     by_tuned = {trial.config.get(TUNED_TRIAL_KEY): trial for trial in tested.trials}
@@ -111,14 +113,14 @@ def test_outcome(
         if test_trial is None or test_trial.score is None:
             continue
         configs.append(
-            ConfigTest(
+            HeldOutResult(
                 tuned=trial,
                 tested=test_trial,
                 seed_scores=member_values(test_trial.final, SCORE_KEY, spec.seeds),
                 reached_target=_reached_target(test_trial, experiment, spec.seeds),
             )
         )
-    return TestOutcome(
+    return HeldOutTest(
         spec, member_seeds(seed, spec.seeds), tested.folder.path, configs, experiment.mode, elapsed_s
     )
 
@@ -152,7 +154,7 @@ def bootstrap_interval(scores: list[float], seed: int = 0) -> tuple[float, float
     return float(low), float(high)
 
 
-def describe(config: ConfigTest, target: float | None) -> str:
+def describe(config: HeldOutResult, target: float | None) -> str:
     """A config's test result in one line, as every report words it."""
     low, high = config.confidence_interval
     per_seed = ", ".join(f"{score:.2f}" for score in config.seed_scores)

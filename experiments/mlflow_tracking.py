@@ -27,7 +27,7 @@ from ray.tune.experiment import Trial
 from ray.tune.logger import LoggerCallback
 
 from rlsweep.experiments.experiment import Experiment, StopConditions
-from rlsweep.experiments.held_out_test import TUNED_TRIAL_KEY, ConfigTest
+from rlsweep.experiments.held_out_test import TUNED_TRIAL_KEY, HeldOutResult
 from rlsweep.experiments.hyperparameters import STEP_KEY, numeric_metrics, trial_hyperparameters
 from rlsweep.experiments.outcome import Ending, RunOutcome, trial_ending
 from rlsweep.experiments.sweep_description import sweep_description
@@ -375,7 +375,7 @@ class RunTracking:
         status = RunStatus.KILLED if outcome.interrupted else RunStatus.FINISHED
         client.set_terminated(self.parent_run_id, RunStatus.to_string(status))
 
-    def _log_test(self, config: ConfigTest, seeds: list[int]) -> None:
+    def _log_test(self, config: HeldOutResult, seeds: list[int]) -> None:
         """A config's test result on its test trial's run (with each seed's score as a
         history stepped by seed index) and on its tuning trial's run."""
         client = self.store.client
@@ -397,7 +397,7 @@ class RunTracking:
             client.log_batch(tuned_run_id, metrics=metrics)
 
 
-def _test_metrics(config: ConfigTest, prefix: str = "") -> dict[str, float]:
+def _test_metrics(config: HeldOutResult, prefix: str = "") -> dict[str, float]:
     low, high = config.confidence_interval
     values = {f"{prefix}test_mean": config.mean, f"{prefix}test_ci_low": low, f"{prefix}test_ci_high": high}
     if config.reached_target is not None:

@@ -21,7 +21,7 @@ from rlsweep.experiments.score import SCORE_KEY
 from rlsweep.experiments.sweep_folder import SweepFolder
 
 if TYPE_CHECKING:
-    from rlsweep.experiments.held_out_test import TestOutcome
+    from rlsweep.experiments.held_out_test import HeldOutTest
 
 
 class Ending(Enum):
@@ -82,7 +82,7 @@ class RunOutcome:
     mlflow_uri: str | None = None
     """The tracking store the run logged to; None when MLflow was off or unreachable."""
     report_files: list[Path] = field(default_factory=list)
-    test: TestOutcome | None = None
+    test: HeldOutTest | None = None
     """The top configs retrained on held-out seeds, when the run tested them."""
 
     @property

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from rlsweep.experiments.held_out_test import ConfigTest, describe
+from rlsweep.experiments.held_out_test import HeldOutResult, describe
 from rlsweep.experiments.hyperparameters import numeric_metrics, trial_hyperparameters
 from rlsweep.experiments.outcome import RunOutcome
 from rlsweep.experiments.plots import plot_evaluation_curves, plot_study, plot_tuning_vs_test
@@ -89,7 +89,7 @@ def write_trials_table(outcome: RunOutcome) -> Path:
     return path
 
 
-def _test_columns(config: ConfigTest | None) -> dict[str, Any]:
+def _test_columns(config: HeldOutResult | None) -> dict[str, Any]:
     if config is None:
         return dict.fromkeys(
             ["test_mean", "test_ci_low", "test_ci_high", "test_seed_scores", "test_seeds_reached_target"]

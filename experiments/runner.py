@@ -18,14 +18,14 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from rlsweep.experiments.cluster import check_fits_cluster, connect_ray
-from rlsweep.experiments.experiment import Experiment, TestSpec
+from rlsweep.experiments.experiment import Experiment, HeldOutSpec
 from rlsweep.experiments.held_out_test import (
     TUNED_TRIAL_KEY,
-    TestOutcome,
-    test_configs,
-    test_experiment,
-    test_outcome,
-    test_seed,
+    HeldOutTest,
+    held_out_configs,
+    held_out_experiment,
+    collect_held_out_test,
+    held_out_seed,
 )
 from rlsweep.experiments.mlflow_tracking import RunTracking, default_tracking_uri
 from rlsweep.experiments.outcome import RunOutcome, collect_outcome
@@ -81,9 +81,9 @@ def run_experiment(
     return outcome
 
 
-def test_sweep(
+def run_test_phase(
     folder: SweepFolder,
-    spec: TestSpec,
+    spec: HeldOutSpec,
     *,
     address: str | None = None,
     mlflow_uri: str | None = None,
@@ -115,32 +115,32 @@ def read_outcome(folder: SweepFolder) -> RunOutcome:
     return outcome
 
 
-def _run_test(outcome: RunOutcome, spec: TestSpec, tracking: RunTracking | None) -> None:
+def _run_test(outcome: RunOutcome, spec: HeldOutSpec, tracking: RunTracking | None) -> None:
     """Train the top `spec.top` configs on `spec.seeds` held-out seeds; sets `outcome.test`."""
     tuned = outcome.ranked()[: spec.top]
     if not tuned:
         return
-    experiment = test_experiment(outcome.experiment, TestSpec(top=len(tuned), seeds=spec.seeds))
+    experiment = held_out_experiment(outcome.experiment, HeldOutSpec(top=len(tuned), seeds=spec.seeds))
     folder = outcome.folder.new_test_folder()
-    search = playback(test_configs(tuned, outcome.experiment, spec), experiment.max_concurrent_trials)
+    search = playback(held_out_configs(tuned, outcome.experiment, spec), experiment.max_concurrent_trials)
     title = f"held-out test: the top {len(tuned)} configs, {spec.seeds} new seeds each"
     started = time.monotonic()
     results = _new_tuner(experiment, folder, search, _callbacks(experiment, tracking, title)).fit()
     elapsed = time.monotonic() - started
     tested = collect_outcome(experiment, folder, results, elapsed)
-    outcome.test = test_outcome(tuned, tested, spec, test_seed(outcome.experiment), elapsed)
+    outcome.test = collect_held_out_test(tuned, tested, spec, held_out_seed(outcome.experiment), elapsed)
     outcome.interrupted = tested.interrupted
 
 
-def _read_test(outcome: RunOutcome, folder: SweepFolder) -> TestOutcome:
+def _read_test(outcome: RunOutcome, folder: SweepFolder) -> HeldOutTest:
     experiment = outcome.experiment
     results = tune.Tuner.restore(str(folder.path), trainable=experiment.objective).get_results()
     configs = [result.config for result in results]
-    spec = TestSpec(top=len(configs), seeds=int(configs[0].get("num_seeds", 1)))
-    tested = collect_outcome(test_experiment(experiment, spec), folder, results, elapsed_s=0.0)
+    spec = HeldOutSpec(top=len(configs), seeds=int(configs[0].get("num_seeds", 1)))
+    tested = collect_outcome(held_out_experiment(experiment, spec), folder, results, elapsed_s=0.0)
     tuned_ids = {config.get(TUNED_TRIAL_KEY) for config in configs}
     tuned = [trial for trial in outcome.ranked() if trial.trial_id in tuned_ids]
-    return test_outcome(tuned, tested, spec, test_seed(experiment), elapsed_s=0.0)
+    return collect_held_out_test(tuned, tested, spec, held_out_seed(experiment), elapsed_s=0.0)
 
 
 def _finish(outcome: RunOutcome, tracking: RunTracking | None) -> None:
