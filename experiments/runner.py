@@ -22,9 +22,9 @@ from rlsweep.experiments.experiment import Experiment, HeldOutSpec
 from rlsweep.experiments.held_out_test import (
     TUNED_TRIAL_KEY,
     HeldOutTest,
+    collect_held_out_test,
     held_out_configs,
     held_out_experiment,
-    collect_held_out_test,
     held_out_seed,
 )
 from rlsweep.experiments.mlflow_tracking import RunTracking, default_tracking_uri
