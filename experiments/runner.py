@@ -33,7 +33,7 @@ from rlsweep.experiments.progress import SweepProgress
 from rlsweep.experiments.report import write_report
 from rlsweep.experiments.schedulers import build_scheduler
 from rlsweep.experiments.score import SCORE_KEY
-from rlsweep.experiments.search import POPULATION_KEY, Search, build_search, playback, tell_population
+from rlsweep.experiments.search import Search, build_search, playback, tell_population
 from rlsweep.experiments.sweep_folder import SweepFolder, experiment_root
 from rlsweep.experiments.tensorboard_logging import TensorBoardLogger
 from rlsweep.trainables.config import ConfigError
@@ -72,8 +72,10 @@ def run_experiment(
     results = tuner.fit()
     outcome = collect_outcome(experiment, folder, results, time.monotonic() - started)
     if experiment.is_population_based and not outcome.interrupted:
+        # Trials are in creation order, which is the population's: a trial's config names
+        # the member it started as only until it exploits another and copies its config.
         tell_population(
-            experiment, folder, {trial.config[POPULATION_KEY]: trial.score for trial in outcome.trials}
+            experiment, folder, {member: trial.score for member, trial in enumerate(outcome.trials)}
         )
     if experiment.test is not None and not outcome.interrupted:
         _run_test(outcome, experiment.test, tracking)

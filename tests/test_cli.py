@@ -1,9 +1,11 @@
 """The rlsweep CLI: real sweeps through Ray Tune, and one clear line for every bad input."""
 
+import io
 import re
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 
@@ -21,6 +23,50 @@ def test_sweep_writes_a_best_config(finished_sweep):
     assert best["algorithm"] == "PPO"
     assert best["env"] == "CartPole-v1"
     assert "lr" in best["config"]
+
+
+def test_best_config_says_how_it_did_on_the_held_out_seeds(finished_sweep):
+    header = [
+        line for line in (finished_sweep / "best_config.yaml").read_text().splitlines() if line[:1] == "#"
+    ]
+    assert "chosen on 2 held-out test seeds" in header[1]
+    assert re.search(r"test mean [\d.]+ \(95% CI [\d.]+ to [\d.]+\); per seed: [\d.]+, [\d.]+", header[2])
+
+
+def test_trials_table_holds_the_test_result_of_each_tested_config(finished_sweep):
+    table = pd.read_csv(finished_sweep / "trials.csv")
+    tested = table.dropna(subset=["test_mean"])
+    assert len(tested) == 2
+    assert (tested["test_ci_low"] <= tested["test_mean"]).all()
+    assert (tested["test_seeds_reached_target"] <= 2).all()
+
+
+def test_summary_lists_every_tested_config_and_marks_the_best(finished_sweep):
+    from rlsweep.experiments.runner import read_outcome
+    from rlsweep.experiments.summary import print_summary
+
+    out = io.StringIO()
+    print_summary(read_outcome(finished_sweep), out)
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Held-out test: top 2 configs on 2"))
+    tested = lines[start + 1 : start + 3]
+    assert sum(line.startswith(" * ") for line in tested) == 1
+    assert all("tuning" in line and "test mean" in line for line in tested)
+    assert any(line.startswith("Best on test: test mean") for line in lines)
+
+
+def test_test_trials_train_on_seeds_no_tuning_trial_used(finished_sweep):
+    from rlsweep.experiments.runner import read_outcome
+    from rlsweep.trainables.members import member_seeds
+
+    outcome = read_outcome(finished_sweep)
+    tuning = {s for t in outcome.trials for s in member_seeds(t.config["seed"], t.config.get("num_seeds", 1))}
+    testing = {
+        s
+        for c in outcome.test.configs
+        for s in member_seeds(c.tested.config["seed"], c.tested.config["num_seeds"])
+    }
+    assert len(testing) == 2 and not tuning & testing
 
 
 def test_best_writes_a_config_that_train_accepts(finished_sweep, tmp_path, capsys):
