@@ -114,10 +114,10 @@ class Objective(tune.Trainable):
         return path
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
-        """Become a fresh trial with `new_config` in this process (Tune's actor reuse)."""
-        for env, algorithm in self.algorithms.items():
-            algorithm.reset_config({**new_config, "env": env})
-        self.history = ScoreHistory(self.metric, self.score_spec)
+        """Become a fresh trial with `new_config` in this process (Tune's actor reuse): new
+        algorithms, since each counts its own iterations and Tune resets only ours."""
+        self.cleanup()
+        self.setup(new_config)
         return True
 
     def cleanup(self) -> None:

@@ -44,9 +44,10 @@ def test_trials_table_holds_the_test_result_of_each_tested_config(finished_sweep
 def test_summary_lists_every_tested_config_and_marks_the_best(finished_sweep):
     from rlsweep.experiments.runner import read_outcome
     from rlsweep.experiments.summary import print_summary
+    from rlsweep.experiments.sweep_folder import SweepFolder
 
     out = io.StringIO()
-    print_summary(read_outcome(finished_sweep), out)
+    print_summary(read_outcome(SweepFolder(finished_sweep)), out)
     lines = out.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Held-out test: top 2 configs on 2"))
     tested = lines[start + 1 : start + 3]
@@ -57,9 +58,10 @@ def test_summary_lists_every_tested_config_and_marks_the_best(finished_sweep):
 
 def test_test_trials_train_on_seeds_no_tuning_trial_used(finished_sweep):
     from rlsweep.experiments.runner import read_outcome
+    from rlsweep.experiments.sweep_folder import SweepFolder
     from rlsweep.trainables.members import member_seeds
 
-    outcome = read_outcome(finished_sweep)
+    outcome = read_outcome(SweepFolder(finished_sweep))
     tuning = {s for t in outcome.trials for s in member_seeds(t.config["seed"], t.config.get("num_seeds", 1))}
     testing = {
         s
