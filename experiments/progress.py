@@ -85,14 +85,14 @@ class SweepProgress(tune.Callback):
         summary = ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
         self._print(f"{len(trials)}/{self.num_samples} trials: {summary}")
         header = (
-            f"    {'trial':<10} {'status':<11} {'iter':>5} {'env steps':>10} {'return':>8} {SCORE_KEY:>10}"
+            f"    {'trial':<12} {'status':<11} {'iter':>5} {'env steps':>10} {'return':>8} {SCORE_KEY:>10}"
         )
         print(header, file=self.out)
         for trial in trials:
             result = trial.last_result or {}
             iteration = _format_number(result.get("training_iteration"), 0)
             print(
-                f"    {trial.trial_id:<10} {trial.status:<11} {iteration:>5} "
+                f"    {trial.trial_id:<12} {trial.status:<11} {iteration:>5} "
                 f"{_format_number(result.get('timesteps_total'), 0):>10} "
                 f"{_format_number(result.get('episode_return_mean')):>8} "
                 f"{_format_number(result.get(SCORE_KEY), 2):>10}",
