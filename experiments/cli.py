@@ -272,11 +272,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     folder = SweepFolder.find(args.results_dir)
     default = folder.read_experiment().test or HeldOutSpec()
-    spec = build_config(
-        HeldOutSpec,
-        {"top": args.top or default.top, "seeds": args.seeds or default.seeds},
-        label="--top/--seeds",
-    )
+    top = default.top if args.top is None else args.top
+    seeds = default.seeds if args.seeds is None else args.seeds
+    spec = build_config(HeldOutSpec, {"top": top, "seeds": seeds}, label="experiment", prefix="test.")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     outcome = run_test_phase(
         folder, spec, address=args.address, mlflow_uri=args.mlflow_uri, track_mlflow=not args.no_mlflow

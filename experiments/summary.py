@@ -75,7 +75,10 @@ def _test_lines(outcome: RunOutcome) -> list[str]:
     if test is None:
         return []
     seeds = ", ".join(str(seed) for seed in test.seeds)
-    lines = [f"Held-out test: top {len(test.configs)} configs on {len(test.seeds)} new seeds ({seeds}):"]
+    lines = [
+        f"Held-out test: top {len(test.configs)} configs on {len(test.seeds)} new seeds ({seeds}) "
+        f"in {test.elapsed_s:.0f} s, in {test.path}:"
+    ]
     for config in test.configs:
         marker = "*" if config is test.best else " "
         lines.append(

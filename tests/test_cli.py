@@ -145,9 +145,15 @@ def test_train_rejects_a_bad_config_before_starting_ray(capsys):
     assert "config key 'gamma' must be in (0, 1]" in capsys.readouterr().err
 
 
-def test_missing_checkpoint_in_best_is_a_clear_error(tmp_path, capsys):
-    assert main(["best", str(tmp_path / "nothing")]) == 2
+@pytest.mark.parametrize("command", ["best", "test"])
+def test_a_missing_sweep_folder_is_a_clear_error(tmp_path, capsys, command):
+    assert main([command, str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_test_rejects_zero_seeds_with_one_clear_line(finished_sweep, capsys):
+    assert main(["test", str(finished_sweep), "--seeds", "0"]) == 2
+    assert "experiment key 'test.seeds' must be in [1, inf), got 0" in capsys.readouterr().err
 
 
 def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
