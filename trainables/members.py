@@ -53,6 +53,13 @@ def clip_grad_norm(parameters: Iterable[torch.nn.Parameter], max_norm: float) ->
     return norms
 
 
+def adam(params: Iterable[torch.Tensor], lr: float, eps: float = 1e-8) -> torch.optim.Adam:
+    """Adam with the fused kernel: one op for all parameters instead of several per tensor,
+    a quarter of a small network's update time on the CPU. Adam is elementwise, so over
+    members' stacked parameters it is one Adam per member."""
+    return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+
+
 def aggregate(values: np.ndarray, how: SeedAggregate) -> float:
     """One number for K members' values (NaNs, members without a value yet, ignored)."""
     values = np.asarray(values, dtype=np.float64)

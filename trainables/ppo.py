@@ -18,7 +18,7 @@ import torch
 from rlsweep.trainables.advantages import compute_gae
 from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig, MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
-from rlsweep.trainables.members import clip_grad_norm
+from rlsweep.trainables.members import adam, clip_grad_norm
 from rlsweep.trainables.observations import MASK_KEY
 from rlsweep.trainables.policy import ActorCriticPolicy
 from rlsweep.trainables.rollout_worker import Rollout
@@ -88,7 +88,7 @@ class PPO(Algorithm):
     policy: ActorCriticPolicy
 
     def setup_learner(self) -> None:
-        self.optimizer = torch.optim.Adam(self.policy.network.parameters(), lr=self.algo_config.lr, eps=1e-5)
+        self.optimizer = adam(self.policy.network.parameters(), self.algo_config.lr, eps=1e-5)
 
     def rollout_steps(self) -> int:
         return self.algo_config.rollout_length
