@@ -321,12 +321,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from rlsweep.experiments.mlflow_tracking import default_tracking_uri
+    from rlsweep.experiments.mlflow_tracking import MODEL_TRAINING_VIEW, default_tracking_uri
 
     uri = args.mlflow_uri or default_tracking_uri(args.results_dir)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"no MLflow store at {uri}; run a sweep first, or pass --mlflow-uri")
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    url = f"http://127.0.0.1:{args.port}/{MODEL_TRAINING_VIEW}"
+    print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)", flush=True)
     return _serve(
         [_tool("mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
     )

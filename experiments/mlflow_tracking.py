@@ -42,6 +42,9 @@ TUNED_TRIAL_TAG = "rlsweep.tuned_trial_id"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 """MLflow 3's UI opens an experiment in its GenAI pages unless this says it is model training."""
 MODEL_TRAINING = "custom_model_development"
+MODEL_TRAINING_VIEW = "#/experiments?workflowType=machine_learning"
+"""The UI's address for its model-training pages: MLflow 3.17's UI has a GenAI/Model
+training switch that starts on GenAI in a new browser, whatever the experiment's tag says."""
 MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
 PARENT_RECORD_FILE = "mlflow_run.txt"
 """Holds the parent run id in the run's folder, so a resumed sweep reopens its run."""

@@ -167,6 +167,15 @@ def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
     assert tensorboard_logdir(tmp_path / "a") == tmp_path / "a" / "20260101-120000"
 
 
+def test_ui_links_to_mlflows_model_training_pages(tmp_path, capsys, monkeypatch):
+    import rlsweep.experiments.cli as cli
+
+    (tmp_path / "mlflow.db").write_text("")
+    monkeypatch.setattr(cli, "_serve", lambda command: 0)
+    assert main(["ui", "--results-dir", str(tmp_path), "--port", "5077"]) == 0
+    assert "http://127.0.0.1:5077/#/experiments?workflowType=machine_learning" in capsys.readouterr().out
+
+
 def test_ui_without_a_tracking_store_is_a_clear_error(tmp_path, capsys):
     assert main(["ui", "--results-dir", str(tmp_path)]) == 2
     assert "no MLflow store at sqlite:///" in capsys.readouterr().err
