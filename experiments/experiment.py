@@ -183,8 +183,6 @@ class Experiment:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"experiment key 'name' must be letters, digits, '-' or '_', got {self.name!r}")
         get_algorithm(self.algorithm)
-        for env in self.env_ranges:
-            check_env(env)
         self._check_envs()
         get_search_space(self.space_name)
         known = {f.name for f in dataclasses.fields(self.trainable.config_class)}
@@ -237,6 +235,8 @@ class Experiment:
                     f"experiment key 'envs.{env}' must be the env's score range [low, high] with "
                     f"low < high, got {score_range!r}"
                 )
+        for env in self.env_ranges:
+            check_env(env)
         num_workers = self.config.get("num_workers", self.resources.num_workers)
         if len(self.envs) > 1 and num_workers:
             raise ConfigError(

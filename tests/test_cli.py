@@ -117,6 +117,20 @@ BASE = "name: bad\nstop: {timesteps_total: 1000}\n"
         (BASE + "scheduler: {type: asha, grace: 3}\n", "unknown experiment key 'scheduler.grace'"),
         ("name: bad\nstop: {}\n", "needs at least one of timesteps_total"),
         (BASE + "config: [1, 2\n", "is not valid YAML at line 4, column 1: expected ',' or ']'"),
+        (BASE + "envs: {CartPole-v1: [0]}\n", "'envs.CartPole-v1' must be the env's score range [low, high]"),
+        (BASE + "env: Acrobot-v1\nenvs: {CartPole-v1: [0, 500]}\n", "'env' and 'envs' exclude each other"),
+        (
+            BASE + "envs: {CartPole-v1: [0, 500], Acrobot-v1: [-500, -60]}\nresources: {num_workers: 1}\n",
+            "set resources.num_workers: 0",
+        ),
+        (
+            BASE + "score: {type: best}\n",
+            "experiment key 'score.type' must be one of ['final', 'last_k', 'auc']",
+        ),
+        (BASE + "points_to_evaluate: [{gama: 0.99}]\n", "names 'gama', not a PPO config key (did you mean"),
+        (BASE + "points_to_evaluate: [{hidden_sizes: [7]}]\n", "sets hidden_sizes=[7], which search space"),
+        (BASE + "scheduler: {type: pb2, hyperparams: [clip_range]}\n", "PB2 can tune the float keys"),
+        (BASE + "test: {top: 0}\n", "experiment key 'test.top' must be in [1, inf)"),
     ],
 )
 def test_bad_experiment_fails_with_one_clear_line(tmp_path, capsys, text, message):
