@@ -57,7 +57,12 @@ class Objective(tune.Trainable):
         return cls.algorithm.default_resource_request(config)
 
     def setup(self, config: dict[str, Any]) -> None:
-        self.algorithms = {env: self.algorithm(config={**config, "env": env}) for env in self.env_ranges}
+        # Our trial's storage: the algorithms write nothing of their own there, and without it
+        # each would make an empty log folder under ~/ray_results.
+        self.algorithms = {
+            env: self.algorithm(config={**config, "env": env}, storage=self._storage)
+            for env in self.env_ranges
+        }
         self.history = ScoreHistory(self.metric, self.score_spec)
 
     def step(self) -> dict[str, Any]:
