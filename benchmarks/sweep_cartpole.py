@@ -48,7 +48,9 @@ def main() -> None:
     for repeat in range(args.repeats):
         for tracking in (False, True):
             with tempfile.TemporaryDirectory() as results_dir:
-                overrides = {"results_dir": results_dir}
+                # The search alone: its trial-slot accounting below knows nothing of the
+                # held-out test phase that follows it.
+                overrides = {"results_dir": results_dir, "test": None}
                 if args.num_samples:
                     overrides["num_samples"] = args.num_samples
                 experiment = load_experiment(args.experiment, overrides)

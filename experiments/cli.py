@@ -1,4 +1,4 @@
-"""The `rlsweep` command line: sweep, train, best, list."""
+"""The `rlsweep` command line: sweep, train, test, best, evaluate, list, ui, tensorboard."""
 
 from __future__ import annotations
 
@@ -104,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--member", type=int, help="of a multi-seed checkpoint, this member (default: the best evaluated)"
     )
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    test = commands.add_parser(
+        "test", help="train a finished sweep's top configs again on held-out seeds; the best there wins"
+    )
+    test.add_argument("results_dir", help="a sweep folder, or an experiment folder (its latest sweep)")
+    test.add_argument("--top", type=int, help="configs to test (default: the experiment's test.top, else 3)")
+    test.add_argument("--seeds", type=int, help="test seeds per config (default: the experiment's, else 5)")
+    _add_address(test)
+    _add_mlflow(test)
+    test.set_defaults(handler=cmd_test)
 
     best = commands.add_parser("best", help="print and save the best config of a finished sweep")
     best.add_argument("results_dir", help="a sweep folder, or an experiment folder (its latest sweep)")
@@ -253,19 +263,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_best(args: argparse.Namespace) -> int:
-    from ray import tune
+def cmd_test(args: argparse.Namespace) -> int:
+    from rlsweep.experiments.experiment import HeldOutSpec
+    from rlsweep.experiments.runner import run_test_phase
+    from rlsweep.experiments.summary import print_summary
+    from rlsweep.experiments.sweep_folder import SweepFolder
+    from rlsweep.trainables.config import build_config
 
-    from rlsweep.experiments.outcome import collect_outcome
+    folder = SweepFolder.find(args.results_dir)
+    default = folder.read_experiment().test or HeldOutSpec()
+    top = default.top if args.top is None else args.top
+    seeds = default.seeds if args.seeds is None else args.seeds
+    spec = build_config(HeldOutSpec, {"top": top, "seeds": seeds}, label="experiment", prefix="test.")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    outcome = run_test_phase(
+        folder, spec, address=args.address, mlflow_uri=args.mlflow_uri, track_mlflow=not args.no_mlflow
+    )
+    print_summary(outcome)
+    if outcome.interrupted:
+        return 130
+    return 0 if outcome.best is not None else 1
+
+
+def cmd_best(args: argparse.Namespace) -> int:
     from rlsweep.experiments.report import write_best_config
+    from rlsweep.experiments.runner import read_outcome
     from rlsweep.experiments.sweep_folder import SweepFolder
 
     folder = SweepFolder.find(args.results_dir)
-    experiment = folder.read_experiment()
-    results = tune.Tuner.restore(str(folder.path), trainable=experiment.trainable).get_results()
-    outcome = collect_outcome(experiment, folder, results, elapsed_s=0.0)
+    outcome = read_outcome(folder)
     if outcome.best is None:
-        raise ConfigError(f"no trial in {str(folder.path)!r} reported {experiment.metric!r}")
+        raise ConfigError(f"no trial in {str(folder.path)!r} reported {outcome.experiment.metric!r}")
     path = write_best_config(outcome)
     if args.output:
         path = Path(args.output)
@@ -293,12 +321,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from rlsweep.experiments.mlflow_tracking import default_tracking_uri
+    from rlsweep.experiments.mlflow_tracking import MODEL_TRAINING_VIEW, default_tracking_uri
 
     uri = args.mlflow_uri or default_tracking_uri(args.results_dir)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"no MLflow store at {uri}; run a sweep first, or pass --mlflow-uri")
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    url = f"http://127.0.0.1:{args.port}/{MODEL_TRAINING_VIEW}"
+    print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)", flush=True)
     return _serve(
         [_tool("mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
     )

@@ -11,7 +11,9 @@ from typing import Any, Literal
 import optuna
 from ray import tune
 
+from rlsweep.experiments.objective import Objective, ScoreRange, objective_trainable
 from rlsweep.experiments.schedulers import check_scheduler
+from rlsweep.experiments.score import ScoreSpec
 from rlsweep.experiments.yaml_files import load_yaml, read_yaml_mapping
 from rlsweep.search_spaces import SearchSpace, get_search_space
 from rlsweep.trainables import Algorithm, get_algorithm
@@ -112,6 +114,22 @@ class ResourcesSpec:
 
 
 @dataclass
+class HeldOutSpec:
+    """Held-out test seeds: once the search ends, its top configs are trained again from
+    scratch, with the same budget, on seeds no tuning trial used; the best on those is the
+    sweep's best config."""
+
+    top: int = 3
+    """Configs tested, the best by tuning score."""
+    seeds: int = 5
+    """Test seeds per config, trained as the members of one trial."""
+
+    def validate(self) -> None:
+        check_range("test.top", self.top, 1, label="experiment")
+        check_range("test.seeds", self.seeds, 1, label="experiment")
+
+
+@dataclass
 class Experiment:
     """One sweep: which algorithm on which env, what to search, how to schedule and stop."""
 
@@ -119,6 +137,9 @@ class Experiment:
     """Names the results folder, the Optuna study and the MLflow experiment."""
     algorithm: str = "PPO"
     env: str = "CartPole-v1"
+    envs: dict[str, list[float]] = field(default_factory=dict)
+    """Train every trial on each of these envs instead of `env`: env id -> [low, high], the
+    score range that normalizes the env's metric to 0..1 before the envs are averaged."""
     config: dict[str, Any] = field(default_factory=dict)
     """Fixed trainable config for every trial; wins over what the space samples."""
     search_space: str | None = None
@@ -127,14 +148,22 @@ class Experiment:
     search_params: dict[str, Any] = field(default_factory=dict)
     """Narrow space parameters ({low, high} or {choices}) or fix them (a plain value)."""
     metric: str = "evaluation/episode_return_mean"
+    """What each evaluation measures; the score is computed from its history."""
     mode: Literal["max", "min"] = "max"
+    score: ScoreSpec = field(default_factory=ScoreSpec)
+    """What the search optimizes: the metric's final value, mean of its last k, or mean over the run."""
+    points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
+    """Configs (config keys, e.g. a published tuned set) the search tries first; keys left
+    out are sampled."""
+    test: HeldOutSpec | None = None
+    """Retrain the top configs on held-out seeds when the search ends; unset: no test."""
     num_samples: int = 8
     """Trials in the sweep."""
     max_concurrent_trials: int = 2
     sampler: Literal["tpe", "random", "qmc", "gp", "cmaes"] = "tpe"
     """Optuna sampler, seeded with `seed`."""
     scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "fifo"})
-    """{type: fifo}, {type: asha, ...} or {type: pbt, ...}; see experiments/schedulers.py."""
+    """{type: fifo}, {type: asha, ...}, {type: pbt, ...} or {type: pb2, ...}; see schedulers.py."""
     stop: StopSpec = field(default_factory=lambda: StopSpec(timesteps_total=100_000))
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     seed: int = 0
@@ -154,7 +183,7 @@ class Experiment:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"experiment key 'name' must be letters, digits, '-' or '_', got {self.name!r}")
         get_algorithm(self.algorithm)
-        check_env(self.env)
+        self._check_envs()
         get_search_space(self.space_name)
         known = {f.name for f in dataclasses.fields(self.trainable.config_class)}
         for key in self.config:
@@ -169,7 +198,51 @@ class Experiment:
         check_range("checkpoint_frequency", self.checkpoint_frequency, 0, label="experiment")
         check_range("keep_checkpoints", self.keep_checkpoints, 1, label="experiment")
         check_range("time_budget_s", self.time_budget_s, 0, low_inclusive=False, label="experiment")
-        check_scheduler(self.scheduler, known)
+        check_scheduler(self.scheduler, known, self.scheduler_bounds())
+        self._check_points(known)
+
+    def _check_points(self, config_keys: set[str]) -> None:
+        if self.points_to_evaluate and not self.is_search:
+            raise ConfigError(
+                "experiment key 'points_to_evaluate' needs a search; search_space 'fixed' has none"
+            )
+        check_range(
+            "points_to_evaluate", len(self.points_to_evaluate), high=self.num_samples, label="experiment"
+        )
+        space = self.space()
+        for index, point in enumerate(self.points_to_evaluate):
+            where = f"experiment key 'points_to_evaluate[{index}]'"
+            if not isinstance(point, dict):
+                raise ConfigError(f"{where} must be a mapping of config keys to values, got {point!r}")
+            for key in point:
+                if key not in config_keys:
+                    hint = did_you_mean(key, config_keys)
+                    raise ConfigError(f"{where} names {key!r}, not a {self.algorithm} config key{hint}")
+            try:
+                space.params_for(point)
+            except ConfigError as error:
+                raise ConfigError(f"{where} {error}") from None
+
+    def _check_envs(self) -> None:
+        for env, score_range in self.envs.items():
+            if not (
+                isinstance(score_range, (list, tuple))
+                and len(score_range) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in score_range)
+                and score_range[0] < score_range[1]
+            ):
+                raise ConfigError(
+                    f"experiment key 'envs.{env}' must be the env's score range [low, high] with "
+                    f"low < high, got {score_range!r}"
+                )
+        for env in self.env_ranges:
+            check_env(env)
+        num_workers = self.config.get("num_workers", self.resources.num_workers)
+        if len(self.envs) > 1 and num_workers:
+            raise ConfigError(
+                "experiment key 'envs' trains every env in the trial's own process; "
+                "set resources.num_workers: 0"
+            )
 
     @property
     def space_name(self) -> str:
@@ -181,18 +254,43 @@ class Experiment:
         return self.space_name != FIXED_SPACE
 
     @property
-    def is_pbt(self) -> bool:
-        return self.scheduler.get("type") == "pbt"
+    def is_population_based(self) -> bool:
+        """PBT or PB2: trials exploit each other's checkpoints and change their configs as they run."""
+        return self.scheduler.get("type") in ("pbt", "pb2")
 
     @property
     def trainable(self) -> type[Algorithm]:
         return get_algorithm(self.algorithm)
 
     @property
+    def env_ranges(self) -> dict[str, ScoreRange | None]:
+        """Every env a trial trains on, with its score range (None for a lone `env`)."""
+        if self.envs:
+            return {env: (float(low), float(high)) for env, (low, high) in self.envs.items()}
+        return {self.env: None}
+
+    def scheduler_bounds(self) -> dict[str, tuple[float, float]]:
+        """For PB2: the float config keys the space varies, with their ranges; else nothing."""
+        is_pb2 = isinstance(self.scheduler, dict) and self.scheduler.get("type") == "pb2"
+        return self.space().config_bounds() if is_pb2 else {}
+
+    @property
+    def objective(self) -> type[Objective]:
+        """The trainable Tune runs: the algorithm on every env, reporting the score."""
+        return objective_trainable(self.trainable, self.env_ranges, self.metric, self.score)
+
+    @property
     def fixed_config(self) -> dict[str, Any]:
-        """Config every trial gets: env, seed, resources, then the experiment's `config`."""
+        """Config every trial gets: env, seed, resources, then the experiment's `config`.
+        Over several envs the Objective sets each algorithm's env itself."""
         resources = {k: v for k, v in dataclasses.asdict(self.resources).items() if v is not None}
-        return {"env": self.env, "seed": self.seed, **resources, **self.config}
+        env = {} if self.envs else {"env": self.env}
+        return {**env, "seed": self.seed, **resources, **self.config}
+
+    @property
+    def tuning_members(self) -> int:
+        """Seeds each tuning trial trains (its `num_seeds`)."""
+        return int(self.config.get("num_seeds", 1))
 
     @property
     def stop_conditions(self) -> StopConditions:
@@ -257,7 +355,10 @@ class Experiment:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.envs:
+            del data["env"]  # `envs` replaces it, and a file may not hold both
+        return data
 
 
 def resolve_experiment_path(name_or_path: str) -> Path:
@@ -289,6 +390,8 @@ def load_experiment(name_or_path: str, overrides: dict[str, Any] | None = None) 
 
 
 def experiment_from_dict(data: dict[str, Any]) -> Experiment:
+    if data.get("envs") and "env" in data:
+        raise ConfigError("experiment keys 'env' and 'envs' exclude each other; list every env under 'envs'")
     experiment = build_config(Experiment, data, label="experiment")
     experiment.check_space()
     return experiment

@@ -22,21 +22,29 @@ from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
 from ray.tune.experiment import Trial
 from ray.tune.logger import LoggerCallback
 
 from rlsweep.experiments.experiment import Experiment, StopConditions
+from rlsweep.experiments.held_out_test import TUNED_TRIAL_KEY, HeldOutResult
 from rlsweep.experiments.hyperparameters import STEP_KEY, numeric_metrics, trial_hyperparameters
 from rlsweep.experiments.outcome import Ending, RunOutcome, trial_ending
+from rlsweep.experiments.sweep_description import sweep_description
 from rlsweep.experiments.sweep_folder import SweepFolder, experiment_root
 
 TRIAL_ID_TAG = "rlsweep.trial_id"
 STOPPED_EARLY_TAG = "rlsweep.stopped_early"
 ENDING_TAG = "rlsweep.ending"
+PHASE_TAG = "rlsweep.phase"
+"""tune (a search trial) or test (a tuned config retrained on the held-out test seeds)."""
+TUNED_TRIAL_TAG = "rlsweep.tuned_trial_id"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 """MLflow 3's UI opens an experiment in its GenAI pages unless this says it is model training."""
 MODEL_TRAINING = "custom_model_development"
+MODEL_TRAINING_VIEW = "#/experiments?workflowType=machine_learning"
+"""The UI's address for its model-training pages: MLflow 3.17's UI has a GenAI/Model
+training switch that starts on GenAI in a new browser, whatever the experiment's tag says."""
 MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
 PARENT_RECORD_FILE = "mlflow_run.txt"
 """Holds the parent run id in the run's folder, so a resumed sweep reopens its run."""
@@ -234,6 +242,9 @@ class MLflowTrialLogger(LoggerCallback):
             client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             return run_id
         tags = {TRIAL_ID_TAG: trial.trial_id, MLFLOW_RUN_NAME: str(trial), "rlsweep.trial_path": trial.path}
+        tags[PHASE_TAG] = "test" if TUNED_TRIAL_KEY in trial.config else "tune"
+        if TUNED_TRIAL_KEY in trial.config:
+            tags[TUNED_TRIAL_TAG] = trial.config[TUNED_TRIAL_KEY]
         if self.parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
         return client.create_run(self.store.experiment_id, tags=tags, run_name=str(trial)).info.run_id
@@ -316,7 +327,10 @@ class RunTracking:
                 lambda: _open_parent_run(store, experiment, folder), "creating the sweep run"
             )
         trial_logger = MLflowTrialLogger(
-            store, parent_run_id, params_at_end=experiment.is_pbt, stop_conditions=experiment.stop_conditions
+            store,
+            parent_run_id,
+            params_at_end=experiment.is_population_based,
+            stop_conditions=experiment.stop_conditions,
         )
         return cls(store, parent_run_id, trial_logger)
 
@@ -332,31 +346,66 @@ class RunTracking:
         best_run_id = self.store.find_trial_run(best.trial_id, self.parent_run_id) if best else None
         if best_run_id and best.checkpoint is not None:
             client.log_artifacts(best_run_id, str(best.checkpoint), "checkpoint")
+        if outcome.test is not None:
+            for config in outcome.test.configs:
+                self._log_test(config, outcome.test.seeds)
         if self.parent_run_id is None:
             return
         now = int(time.time() * 1000)
         values = {"trials_total": len(outcome.trials), "trials_failed": outcome.count(Ending.FAILED)}
         values.update({f"trials_{ending.name.lower()}": outcome.count(ending) for ending in Ending})
-        new_params = []
+        params: dict[str, Any] = {}
         if best is not None:
             values["best_score"] = best.score
-            logged = client.get_run(self.parent_run_id).data.params
-            new_params = [
-                Param(f"best.{k}", str(v))
-                for k, v in trial_hyperparameters(best.config).items()
-                if f"best.{k}" not in logged
-            ]
+            params.update({f"best.{k}": v for k, v in trial_hyperparameters(best.config).items()})
+        if outcome.test is not None:
+            params.update({"test.top": outcome.test.spec.top, "test.seed_values": outcome.test.seeds})
+            if outcome.test.best is not None:
+                values.update(_test_metrics(outcome.test.best, "best_"))
+                params["test.best_trial_id"] = outcome.test.best.tuned.trial_id
+        logged = client.get_run(self.parent_run_id).data.params
         client.log_batch(
             self.parent_run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in values.items()],
-            params=new_params,
+            # MLflow params cannot change: a later `rlsweep test` keeps the first values.
+            params=[Param(k, str(v)) for k, v in params.items() if k not in logged],
         )
         for path in outcome.report_files:
             client.log_artifact(self.parent_run_id, str(path))
+        client.set_tag(self.parent_run_id, MLFLOW_RUN_NOTE, sweep_description(outcome))
         if best_run_id:
             client.set_tag(self.parent_run_id, "rlsweep.best_run_id", best_run_id)
         status = RunStatus.KILLED if outcome.interrupted else RunStatus.FINISHED
         client.set_terminated(self.parent_run_id, RunStatus.to_string(status))
+
+    def _log_test(self, config: HeldOutResult, seeds: list[int]) -> None:
+        """A config's test result on its test trial's run (with each seed's score as a
+        history stepped by seed index) and on its tuning trial's run."""
+        client = self.store.client
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in _test_metrics(config).items()]
+        test_run_id = self.store.find_trial_run(config.tested.trial_id, self.parent_run_id)
+        if test_run_id is not None:
+            per_seed = [Metric("test_seed_score", s, now, i) for i, s in enumerate(config.seed_scores)]
+            params = [
+                Param("test.seed_values", str(seeds)),
+                Param("test.tuned_trial_id", config.tuned.trial_id),
+            ]
+            logged = client.get_run(test_run_id).data.params
+            client.log_batch(
+                test_run_id, metrics=metrics + per_seed, params=[p for p in params if p.key not in logged]
+            )
+        tuned_run_id = self.store.find_trial_run(config.tuned.trial_id, self.parent_run_id)
+        if tuned_run_id is not None:
+            client.log_batch(tuned_run_id, metrics=metrics)
+
+
+def _test_metrics(config: HeldOutResult, prefix: str = "") -> dict[str, float]:
+    low, high = config.confidence_interval
+    values = {f"{prefix}test_mean": config.mean, f"{prefix}test_ci_low": low, f"{prefix}test_ci_high": high}
+    if config.reached_target is not None:
+        values[f"{prefix}test_seeds_reached_target"] = config.reached_target
+    return values
 
 
 def _open_parent_run(store: MLflowStore, experiment: Experiment, folder: SweepFolder) -> str:
@@ -382,11 +431,12 @@ def sweep_params(experiment: Experiment) -> dict[str, Any]:
     """What the sweep's MLflow run records as params: the search setup, not every trial key."""
     params: dict[str, Any] = {
         "algorithm": experiment.algorithm,
-        "env": experiment.env,
+        "env": ",".join(experiment.env_ranges),
         "search_space": experiment.space_name,
         "sampler": experiment.sampler,
         "scheduler": experiment.scheduler.get("type", "fifo"),
         "metric": experiment.metric,
+        "score": experiment.score.type,
         "mode": experiment.mode,
         "num_samples": experiment.num_samples,
         "max_concurrent_trials": experiment.max_concurrent_trials,
@@ -396,4 +446,11 @@ def sweep_params(experiment: Experiment) -> dict[str, Any]:
     params.update({f"scheduler.{k}": v for k, v in experiment.scheduler.items() if k != "type"})
     params.update({f"search_params.{k}": v for k, v in experiment.search_params.items()})
     params.update({f"config.{k}": v for k, v in experiment.config.items()})
+    params.update({f"envs.{env}": score_range for env, score_range in experiment.envs.items()})
+    if experiment.score.type == "last_k":
+        params["score.k"] = experiment.score.k
+    if experiment.test is not None:
+        params.update({"test.top": experiment.test.top, "test.seeds": experiment.test.seeds})
+    if experiment.points_to_evaluate:
+        params["points_to_evaluate"] = len(experiment.points_to_evaluate)
     return params

@@ -7,15 +7,21 @@ the CLI summary, the report files and the benchmarks all read it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from ray import tune
 
 from rlsweep.experiments.experiment import Experiment, StopConditions
+from rlsweep.experiments.score import SCORE_KEY
 from rlsweep.experiments.sweep_folder import SweepFolder
+
+if TYPE_CHECKING:
+    from rlsweep.experiments.held_out_test import HeldOutTest
 
 
 class Ending(Enum):
@@ -42,7 +48,7 @@ def trial_ending(last_result: dict[str, Any], failed: bool, stop: StopConditions
 
 @dataclass
 class TrialOutcome:
-    """One trial: how it ended, its final and best results, its latest checkpoint."""
+    """One trial: how it ended, its results, its latest checkpoint."""
 
     trial_id: str
     path: Path
@@ -52,11 +58,11 @@ class TrialOutcome:
     """Why it failed, in one line."""
     final: dict[str, Any]
     """Its last result."""
-    best: dict[str, Any] | None
-    """Its result with the best value of the experiment's metric, if it reported one."""
+    history: pd.DataFrame | None
+    """Every result it reported, oldest first."""
     checkpoint: Path | None
     score: float | None
-    """The experiment's metric in the last result: what the search was told."""
+    """The score in its last result: what the search was told."""
 
     @property
     def env_steps(self) -> int:
@@ -76,18 +82,32 @@ class RunOutcome:
     mlflow_uri: str | None = None
     """The tracking store the run logged to; None when MLflow was off or unreachable."""
     report_files: list[Path] = field(default_factory=list)
+    test: HeldOutTest | None = None
+    """The top configs retrained on held-out seeds, when the run tested them."""
 
     @property
     def best(self) -> TrialOutcome | None:
-        """The trial with the best score; when scores tie, the one that used fewer env steps."""
-        scored = [t for t in self.trials if t.score is not None and t.ending is not Ending.FAILED]
-        if not scored:
-            return None
-        sign = 1 if self.experiment.mode == "max" else -1
-        return max(scored, key=lambda t: (sign * t.score, -t.env_steps))
+        """The best trial: the best on the held-out test seeds when the run tested its top
+        configs, else the best by tuning score."""
+        if self.test is not None:
+            return self.test.best.tuned if self.test.best is not None else None
+        ranked = self.ranked()
+        return ranked[0] if ranked else None
+
+    def ranked(self) -> list[TrialOutcome]:
+        """The trials that reported a score and did not fail, best first by tuning score."""
+        return rank(self.trials, self.experiment.mode)
 
     def count(self, ending: Ending) -> int:
         return sum(t.ending is ending for t in self.trials)
+
+
+def rank(trials: Iterable[TrialOutcome], mode: str) -> list[TrialOutcome]:
+    """Scored trials that did not fail, best first; when scores tie, the trial that used fewer
+    env steps comes first. Every choice of a best trial is made here."""
+    scored = [t for t in trials if t.score is not None and t.ending is not Ending.FAILED]
+    sign = 1 if mode == "max" else -1
+    return sorted(scored, key=lambda t: (-sign * t.score, t.env_steps))
 
 
 def collect_outcome(
@@ -106,7 +126,7 @@ def collect_outcome(
 def _trial_outcome(result: tune.Result, experiment: Experiment, stop: StopConditions) -> TrialOutcome:
     final = dict(result.metrics or {})
     path = Path(result.path)
-    score = final.get(experiment.metric)
+    score = final.get(SCORE_KEY)
     return TrialOutcome(
         # Trial folders are named ALGO_TRIALID; a trial that never reported has no trial_id.
         trial_id=final.get("trial_id") or path.name.rsplit("_", 1)[-1],
@@ -115,21 +135,10 @@ def _trial_outcome(result: tune.Result, experiment: Experiment, stop: StopCondit
         ending=trial_ending(final, result.error is not None, stop),
         error=failure_reason(result.error) if result.error is not None else None,
         final=final,
-        best=_best_result(result, experiment),
+        history=result.metrics_dataframe,
         checkpoint=Path(result.checkpoint.path) if result.checkpoint else None,
         score=float(score) if _is_number(score) else None,
     )
-
-
-def _best_result(result: tune.Result, experiment: Experiment) -> dict[str, Any] | None:
-    history = result.metrics_dataframe
-    if history is None or experiment.metric not in history:
-        return None
-    values = history[experiment.metric].dropna()
-    if values.empty:
-        return None
-    index = values.idxmax() if experiment.mode == "max" else values.idxmin()
-    return history.loc[index].to_dict()
 
 
 def failure_reason(error: BaseException | str) -> str:

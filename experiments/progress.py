@@ -13,6 +13,7 @@ from ray.tune.experiment import Trial
 from rlsweep.experiments.experiment import Experiment
 from rlsweep.experiments.hyperparameters import trial_hyperparameters
 from rlsweep.experiments.outcome import Ending, failure_reason, trial_ending
+from rlsweep.experiments.score import SCORE_KEY
 
 STATUS_INTERVAL_S = 15.0
 
@@ -25,11 +26,12 @@ def _format_number(value: Any, digits: int = 1) -> str:
 
 class SweepProgress(tune.Callback):
     """Prints trial starts (with their sampled hyperparameters), ends (and why), failures,
-    and every STATUS_INTERVAL_S a table of all trials with the experiment's metric."""
+    and every STATUS_INTERVAL_S a table of all trials with their scores; a phase with a
+    `title` (the held-out test) announces itself first."""
 
-    def __init__(self, experiment: Experiment, out: TextIO | None = None):
+    def __init__(self, experiment: Experiment, out: TextIO | None = None, title: str = ""):
         # `out` stays None for stdout: Tune pickles callbacks with the sweep state for resuming.
-        self.metric = experiment.metric
+        self.title = title
         self.num_samples = experiment.num_samples
         self.fixed_keys = set(experiment.fixed_config)
         self.stop_conditions = experiment.stop_conditions
@@ -39,6 +41,8 @@ class SweepProgress(tune.Callback):
     def setup(self, **info: Any) -> None:
         # Called at the start of every run, including a resumed one.
         self.started = self.last_status = time.monotonic()
+        if self.title:
+            self._print(self.title)
 
     @property
     def out(self) -> TextIO:
@@ -58,10 +62,10 @@ class SweepProgress(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         result = trial.last_result or {}
         steps = _format_number(result.get("timesteps_total"), 0)
-        score = _format_number(result.get(self.metric), 2)
+        score = _format_number(result.get(SCORE_KEY), 2)
         ending = trial_ending(result, failed=False, stop=self.stop_conditions)
         why = "finished" if ending is Ending.REACHED_STOP else ending.value
-        self._print(f"trial {trial.trial_id} {why} at {steps} env steps: {self.metric} = {score}")
+        self._print(f"trial {trial.trial_id} {why} at {steps} env steps: {SCORE_KEY} = {score}")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         error = trial.get_pickled_error() or trial.get_error()
@@ -81,17 +85,17 @@ class SweepProgress(tune.Callback):
         summary = ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
         self._print(f"{len(trials)}/{self.num_samples} trials: {summary}")
         header = (
-            f"    {'trial':<10} {'status':<11} {'iter':>5} {'env steps':>10} {'return':>8} {self.metric:>32}"
+            f"    {'trial':<12} {'status':<11} {'iter':>5} {'env steps':>10} {'return':>8} {SCORE_KEY:>10}"
         )
         print(header, file=self.out)
         for trial in trials:
             result = trial.last_result or {}
             iteration = _format_number(result.get("training_iteration"), 0)
             print(
-                f"    {trial.trial_id:<10} {trial.status:<11} {iteration:>5} "
+                f"    {trial.trial_id:<12} {trial.status:<11} {iteration:>5} "
                 f"{_format_number(result.get('timesteps_total'), 0):>10} "
                 f"{_format_number(result.get('episode_return_mean')):>8} "
-                f"{_format_number(result.get(self.metric), 2):>32}",
+                f"{_format_number(result.get(SCORE_KEY), 2):>10}",
                 file=self.out,
             )
         self.out.flush()

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers.pb2 import PB2
 
 from rlsweep.trainables.config import ConfigError, build_config, check_range
 
@@ -61,16 +62,37 @@ class PbtSpec:
 
 
 @dataclass
+class Pb2Spec:
+    """Population Based Bandits: PBT whose new hyperparameters come from a Gaussian-process
+    bandit fitted to the population's progress, within bounds read from the search space."""
+
+    type: Literal["pb2"] = "pb2"
+    time_attr: str = "training_iteration"
+    perturbation_interval: int = 5
+    quantile_fraction: float = 0.25
+    """Bottom fraction that exploits the top fraction."""
+    hyperparams: list[str] = field(default_factory=list)
+    """Float config keys PB2 tunes; empty: every float key the search space varies."""
+
+    def validate(self) -> None:
+        check_range("scheduler.perturbation_interval", self.perturbation_interval, 1, label="experiment")
+        check_range("scheduler.quantile_fraction", self.quantile_fraction, 0, 0.5, label="experiment")
+
+
+@dataclass
 class FifoSpec:
     """Run every trial to its stop condition."""
 
     type: Literal["fifo"] = "fifo"
 
 
-SPECS = {"fifo": FifoSpec, "asha": AshaSpec, "pbt": PbtSpec}
+SPECS = {"fifo": FifoSpec, "asha": AshaSpec, "pbt": PbtSpec, "pb2": Pb2Spec}
+
+Bounds = dict[str, tuple[float, float]]
+"""Float config key -> its (low, high) in the search space."""
 
 
-def _spec(scheduler: dict[str, Any]) -> FifoSpec | AshaSpec | PbtSpec:
+def _spec(scheduler: dict[str, Any]) -> FifoSpec | AshaSpec | PbtSpec | Pb2Spec:
     if not isinstance(scheduler, dict):
         raise ConfigError(f"experiment key 'scheduler' must be a mapping with a 'type', got {scheduler!r}")
     kind = scheduler.get("type", "fifo")
@@ -79,8 +101,9 @@ def _spec(scheduler: dict[str, Any]) -> FifoSpec | AshaSpec | PbtSpec:
     return build_config(SPECS[kind], scheduler, label="experiment", prefix="scheduler.")
 
 
-def check_scheduler(scheduler: dict[str, Any], config_keys: set[str]) -> None:
-    """Validate a scheduler mapping; PBT may only mutate real config keys."""
+def check_scheduler(scheduler: dict[str, Any], config_keys: set[str], space_bounds: Bounds) -> None:
+    """Validate a scheduler mapping; PBT may only mutate real config keys, PB2 only float
+    keys the search space varies."""
     spec = _spec(scheduler)
     if isinstance(spec, PbtSpec):
         unknown = sorted(set(spec.hyperparam_mutations) - config_keys)
@@ -88,9 +111,26 @@ def check_scheduler(scheduler: dict[str, Any], config_keys: set[str]) -> None:
             raise ConfigError(
                 f"experiment key 'scheduler.hyperparam_mutations' names unknown config keys {unknown}"
             )
+    if isinstance(spec, Pb2Spec):
+        pb2_bounds(spec, space_bounds)
 
 
-def build_scheduler(scheduler: dict[str, Any], metric: str, mode: str) -> TrialScheduler:
+def pb2_bounds(spec: Pb2Spec, space_bounds: Bounds) -> Bounds:
+    """The bounds PB2 searches within: the space's, for the keys the spec names (or all)."""
+    if not space_bounds:
+        raise ConfigError("scheduler type pb2 needs a search space that varies a float config key")
+    unknown = sorted(set(spec.hyperparams) - set(space_bounds))
+    if unknown:
+        raise ConfigError(
+            f"experiment key 'scheduler.hyperparams' names {unknown}; PB2 can tune the float keys "
+            f"the search space varies: {sorted(space_bounds)}"
+        )
+    return {key: space_bounds[key] for key in spec.hyperparams or space_bounds}
+
+
+def build_scheduler(
+    scheduler: dict[str, Any], metric: str, mode: str, space_bounds: Bounds
+) -> TrialScheduler:
     spec = _spec(scheduler)
     if isinstance(spec, AshaSpec):
         return ASHAScheduler(
@@ -110,6 +150,15 @@ def build_scheduler(scheduler: dict[str, Any], metric: str, mode: str) -> TrialS
             quantile_fraction=spec.quantile_fraction,
             resample_probability=spec.resample_probability,
             hyperparam_mutations={k: _mutation_domain(k, v) for k, v in spec.hyperparam_mutations.items()},
+        )
+    if isinstance(spec, Pb2Spec):
+        return PB2(
+            time_attr=spec.time_attr,
+            metric=metric,
+            mode=mode,
+            perturbation_interval=spec.perturbation_interval,
+            quantile_fraction=spec.quantile_fraction,
+            hyperparam_bounds={key: list(bounds) for key, bounds in pb2_bounds(spec, space_bounds).items()},
         )
     return FIFOScheduler()
 

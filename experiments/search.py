@@ -1,5 +1,6 @@
 """How a run chooses its trials' configs: Optuna's define-by-run search over the
-experiment's space, a population Optuna samples for PBT, or the fixed config alone."""
+experiment's space, a population Optuna samples for PBT or PB2, given configs played back
+(the held-out test of the top configs), or the fixed config alone."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlg
 from ray.tune.search.optuna import OptunaSearch
 
 from rlsweep.experiments.experiment import Experiment
+from rlsweep.experiments.score import SCORE_KEY
 from rlsweep.experiments.sweep_folder import SweepFolder
 
 POPULATION_KEY = "__population_member"
-"""Under PBT, the config key (ignored by trainables) naming a trial's initial population member."""
+"""The config key (ignored by trainables) naming which of the configs played back a trial
+trains: under PBT and PB2 a member of the initial population."""
 
 SAMPLERS = {
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
@@ -40,27 +43,29 @@ def build_search(experiment: Experiment, folder: SweepFolder) -> Search:
     """The search for the experiment.
 
     Optuna's study is persisted to SQLite in the run's folder, so optuna-dashboard can open
-    it while (or after) the sweep runs. PBT accepts no search algorithm, so there Optuna
-    samples the initial population up front (recorded in the same study) and a grid over
-    member indices plays it back. A fixed config needs no study at all.
+    it while (or after) the sweep runs. The experiment's points_to_evaluate become Optuna
+    params (`SearchSpace.params_for`) enqueued in the study, so they are its first trials.
+    PBT and PB2 accept no search algorithm, so there Optuna samples the initial population
+    up front (recorded in the same study, points first) and it is played back. A fixed
+    config needs no study at all.
     """
     limit = experiment.max_concurrent_trials
     if not experiment.is_search:
         return Search(
             BasicVariantGenerator(max_concurrent=limit), experiment.fixed_config, experiment.num_samples
         )
-    if experiment.is_pbt:
+    space = experiment.space()
+    points = [space.params_for(point) for point in experiment.points_to_evaluate]
+    if experiment.is_population_based:
         study = optuna_study(experiment, folder)
-        space = experiment.space()
-        population = [space(study.ask()) for _ in range(experiment.num_samples)]
-        param_space: dict[str, Any] = {POPULATION_KEY: tune.grid_search(list(range(len(population))))}
-        for key in population[0]:
-            param_space[key] = tune.sample_from(partial(_member_value, population, key))
-        return Search(BasicVariantGenerator(max_concurrent=limit), param_space, 1)
+        for point in points:
+            study.enqueue_trial(point)
+        return playback([space(study.ask()) for _ in range(experiment.num_samples)], limit)
     searcher = OptunaSearch(
-        space=experiment.space(),
-        metric=experiment.metric,
+        space=space,
+        metric=SCORE_KEY,
         mode=experiment.mode,
+        points_to_evaluate=points or None,
         sampler=SAMPLERS[experiment.sampler](experiment.seed),
         study_name=experiment.name,
         storage=optuna.storages.RDBStorage(folder.study_url),
@@ -68,8 +73,16 @@ def build_search(experiment: Experiment, folder: SweepFolder) -> Search:
     return Search(ConcurrencyLimiter(searcher, max_concurrent=limit), {}, experiment.num_samples)
 
 
-def _member_value(population: list[dict[str, Any]], key: str, spec: Any) -> Any:
-    return population[spec.config[POPULATION_KEY]][key]
+def playback(configs: list[dict[str, Any]], max_concurrent: int) -> Search:
+    """One trial per config, in order: a grid over their indices."""
+    param_space: dict[str, Any] = {POPULATION_KEY: tune.grid_search(list(range(len(configs))))}
+    for key in set().union(*configs):
+        param_space[key] = tune.sample_from(partial(_config_value, configs, key))
+    return Search(BasicVariantGenerator(max_concurrent=max_concurrent), param_space, 1)
+
+
+def _config_value(configs: list[dict[str, Any]], key: str, spec: Any) -> Any:
+    return configs[spec.config[POPULATION_KEY]].get(key)
 
 
 def optuna_study(experiment: Experiment, folder: SweepFolder) -> optuna.Study:
@@ -83,7 +96,7 @@ def optuna_study(experiment: Experiment, folder: SweepFolder) -> optuna.Study:
 
 
 def tell_population(experiment: Experiment, folder: SweepFolder, scores: dict[int, float | None]) -> None:
-    """Report each PBT member's final score (None: it failed), keyed by population index,
+    """Report each PBT or PB2 member's final score (None: it failed), keyed by population index,
     to the Optuna trial that sampled its start."""
     study = optuna_study(experiment, folder)
     for member, score in scores.items():

@@ -7,8 +7,10 @@ from typing import TextIO
 
 import yaml
 
+from rlsweep.experiments.held_out_test import describe
 from rlsweep.experiments.hyperparameters import trial_hyperparameters
 from rlsweep.experiments.outcome import Ending, RunOutcome
+from rlsweep.experiments.score import SCORE_KEY
 
 
 def print_summary(outcome: RunOutcome, out: TextIO | None = None) -> None:
@@ -47,11 +49,15 @@ def _search_lines(outcome: RunOutcome) -> list[str]:
     best = outcome.best
     if best is None:
         return [*lines, f"No trial reported {experiment.metric!r}; nothing to recommend."]
+    lines += _test_lines(outcome)
+    score = f"{SCORE_KEY} ({experiment.score.type} of {experiment.metric})"
     lines += [
         f"Best trial:   {best.path.name}",
-        f"Best score:   {experiment.metric} = {best.score:.2f} (at {best.env_steps:,} env steps)",
-        "Best config:",
+        f"Best score:   {score} = {best.score:.2f} (at {best.env_steps:,} env steps)",
     ]
+    if outcome.test is not None and outcome.test.best is not None:
+        lines.append(f"Best on test: {describe(outcome.test.best, experiment.stop.target)}")
+    lines.append("Best config:")
     sampled = {k: v for k, v in trial_hyperparameters(best.config).items() if k != "env"}
     lines += [f"  {line}" for line in yaml.safe_dump(sampled, sort_keys=True).splitlines()]
     lines += [
@@ -60,6 +66,25 @@ def _search_lines(outcome: RunOutcome) -> list[str]:
     ]
     if best.checkpoint is not None:
         lines.append(f"Best checkpoint:  {best.checkpoint}")
+    return lines
+
+
+def _test_lines(outcome: RunOutcome) -> list[str]:
+    """The held-out test of the top configs, one line each, by tuning rank."""
+    test = outcome.test
+    if test is None:
+        return []
+    seeds = ", ".join(str(seed) for seed in test.seeds)
+    lines = [
+        f"Held-out test: top {len(test.configs)} configs on {len(test.seeds)} new seeds ({seeds}) "
+        f"in {test.elapsed_s:.0f} s, in {test.path}:"
+    ]
+    for config in test.configs:
+        marker = "*" if config is test.best else " "
+        lines.append(
+            f" {marker} trial {config.tuned.trial_id}: tuning {config.tuned.score:.2f}, "
+            f"{describe(config, outcome.experiment.stop.target)}"
+        )
     return lines
 
 

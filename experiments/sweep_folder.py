@@ -55,6 +55,19 @@ class SweepFolder:
         """One row per trial: how it ended, its score, config and last result."""
         return self.path / "trials.csv"
 
+    def new_test_folder(self) -> SweepFolder:
+        """A new folder inside this run for a test phase of its top configs: test, test-2, ..."""
+        path, suffix = self.path / "test", 1
+        while path.exists():
+            suffix += 1
+            path = self.path / f"test-{suffix}"
+        return SweepFolder(path)
+
+    def test_folders(self) -> list[SweepFolder]:
+        """This run's test phases, oldest first."""
+        found = [p for p in self.path.glob("test*") if p.is_dir() and re.fullmatch(r"test(-\d+)?", p.name)]
+        return [SweepFolder(p) for p in sorted(found, key=lambda p: int(p.name.partition("-")[2] or 1))]
+
     @classmethod
     def create(cls, experiment: Experiment) -> SweepFolder:
         """A new folder for a run of `experiment`, holding its inputs.

@@ -6,7 +6,7 @@ from typing import Any
 
 import optuna
 
-from rlsweep.search_spaces.search_space import search_space
+from rlsweep.search_spaces.search_space import named_choice, search_space
 
 NET_ARCHS = {"tiny": (64,), "small": (64, 64), "medium": (256, 256)}
 
@@ -44,3 +44,17 @@ def dqn(trial: optuna.Trial) -> dict[str, Any]:
         "dueling": trial.suggest_categorical("dueling", [False, True]),
         "hidden_sizes": NET_ARCHS[net_arch],
     }
+
+
+@dqn.inverse
+def _dqn_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The params behind the config keys `dqn` derives."""
+    params: dict[str, Any] = {}
+    if "gamma" in config:
+        params["one_minus_gamma"] = 1 - config["gamma"]
+    if "hidden_sizes" in config:
+        params["net_arch"] = named_choice(NET_ARCHS, config["hidden_sizes"])
+    if {"gradient_steps", "num_envs_per_worker", "train_freq"} <= set(config):
+        collected = config["train_freq"] * config["num_envs_per_worker"]
+        params["subsample_steps"] = max(1, collected // config["gradient_steps"])
+    return params

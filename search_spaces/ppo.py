@@ -6,7 +6,7 @@ from typing import Any
 
 import optuna
 
-from rlsweep.search_spaces.search_space import search_space
+from rlsweep.search_spaces.search_space import named_choice, search_space
 
 NET_ARCHS = {"tiny": (32, 32), "small": (64, 64), "medium": (256, 256)}
 
@@ -39,3 +39,19 @@ def ppo(trial: optuna.Trial) -> dict[str, Any]:
         "hidden_sizes": NET_ARCHS[net_arch],
         "activation": trial.suggest_categorical("activation", ["tanh", "relu"]),
     }
+
+
+@ppo.inverse
+def _ppo_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The params behind the config keys `ppo` derives."""
+    params: dict[str, Any] = {}
+    if "gamma" in config:
+        params["one_minus_gamma"] = 1 - config["gamma"]
+    if "gae_lambda" in config:
+        params["one_minus_gae_lambda"] = 1 - config["gae_lambda"]
+    if "hidden_sizes" in config:
+        params["net_arch"] = named_choice(NET_ARCHS, config["hidden_sizes"])
+    if {"minibatch_size", "num_envs_per_worker", "rollout_length"} <= set(config):
+        batch = config["num_envs_per_worker"] * config["rollout_length"]
+        params["num_minibatches"] = batch // config["minibatch_size"]
+    return params

@@ -6,7 +6,7 @@ from typing import Any
 
 import optuna
 
-from rlsweep.search_spaces.search_space import search_space
+from rlsweep.search_spaces.search_space import named_choice, search_space
 
 NET_ARCHS = {"small": (64, 64), "medium": (256, 256), "big": (400, 300)}
 
@@ -35,3 +35,15 @@ def sac(trial: optuna.Trial) -> dict[str, Any]:
         "tau": trial.suggest_categorical("tau", [0.001, 0.005, 0.01, 0.02, 0.05]),
         "hidden_sizes": NET_ARCHS[net_arch],
     }
+
+
+@sac.inverse
+def _sac_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The params behind the config keys `sac` derives (`gradient_steps` follows from
+    `train_freq` and `num_envs_per_worker`, which are params themselves)."""
+    params: dict[str, Any] = {}
+    if "gamma" in config:
+        params["one_minus_gamma"] = 1 - config["gamma"]
+    if "hidden_sizes" in config:
+        params["net_arch"] = named_choice(NET_ARCHS, config["hidden_sizes"])
+    return params

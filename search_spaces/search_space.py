@@ -4,12 +4,18 @@ as-is and experiments can narrow or partly fix."""
 from __future__ import annotations
 
 import importlib
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
 
+from rlsweep.trainables.config import ConfigError
+
 SampleFunction = Callable[[optuna.Trial], dict[str, Any]]
+InverseFunction = Callable[[dict[str, Any]], dict[str, Any]]
+"""Config keys a space derives -> the Optuna params it derives them from."""
 
 
 class NarrowedTrial:
@@ -82,12 +88,14 @@ class SearchSpace:
         sample: SampleFunction,
         params: dict[str, Any] | None = None,
         fixed_config: dict[str, Any] | None = None,
+        invert: InverseFunction | None = None,
     ):
         self.sample = sample
         self.name = sample.__name__
         self.__doc__ = sample.__doc__
         self.params = dict(params or {})
         self.fixed_config = dict(fixed_config or {})
+        self.invert = invert
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         return self.sample_config(trial)[0]
@@ -99,7 +107,69 @@ class SearchSpace:
 
     def narrowed(self, params: dict[str, Any], fixed_config: dict[str, Any]) -> SearchSpace:
         """This space with some parameters narrowed or fixed and some config keys set."""
-        return SearchSpace(self.sample, {**self.params, **params}, {**self.fixed_config, **fixed_config})
+        return SearchSpace(
+            self.sample, {**self.params, **params}, {**self.fixed_config, **fixed_config}, self.invert
+        )
+
+    def inverse(self, invert: InverseFunction) -> InverseFunction:
+        """Decorate the function that finds the params behind the config keys this space
+        derives (`gamma` from `one_minus_gamma`); `params_for` needs it for those keys."""
+        self.invert = invert
+        return invert
+
+    def params_for(self, point: dict[str, Any]) -> dict[str, Any]:
+        """The Optuna params under which this space samples `point`'s config keys.
+
+        A warm-start point is written as config keys, but a define-by-run space suggests
+        params (`one_minus_gamma`, `net_arch`); Optuna must be given those, so the study
+        records the point as a trial its sampler learns from. Keys the point leaves out are
+        sampled. A point this space cannot produce is a ConfigError naming the key.
+        """
+        fixed = sorted(set(point) & set(self.fixed_config))
+        if fixed:
+            raise ConfigError(f"sets {fixed}, which the experiment fixes for every trial")
+        params = dict(point)
+        if self.invert is not None:
+            derived = self.invert({**self.fixed_config, **point})
+            params.update({name: value for name, value in derived.items() if value is not None})
+        study = _scratch_study()
+        study.enqueue_trial(params)
+        trial = study.ask()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", UserWarning)  # Optuna warns of a value out of range
+                config, _ = self.sample_config(trial)
+        except (ValueError, UserWarning) as error:
+            raise ConfigError(
+                f"is outside search space {self.name!r} as the experiment narrows it: {error}"
+            ) from None
+        for key, value in point.items():
+            if key not in config or not _same(config[key], value):
+                raise ConfigError(
+                    f"sets {key}={value!r}, which search space {self.name!r} cannot produce "
+                    f"(it gives {config.get(key)!r} for those params)"
+                )
+        return {name: value for name, value in trial.params.items() if name in params}
+
+    def config_bounds(self) -> dict[str, tuple[float, float]]:
+        """Each float config key the space varies, with its range: the space sampled with
+        every numeric param at its low end, then at its high end (a derived key such as
+        `gamma = 1 - one_minus_gamma` takes its bounds from its param's)."""
+        trial = _scratch_study().ask()
+        self.sample_config(trial)
+        corners = []
+        for end in ("low", "high"):
+            params = {
+                name: getattr(dist, end) if hasattr(dist, end) else dist.choices[0]
+                for name, dist in trial.distributions.items()
+            }
+            corners.append(self.sample_config(optuna.trial.FixedTrial(params))[0])
+        low, high = corners
+        return {
+            key: (min(low[key], high[key]), max(low[key], high[key]))
+            for key in low
+            if isinstance(low[key], float) and low[key] != high[key]
+        }
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The module attribute is this decorated object, not the raw function, so pickle
@@ -118,3 +188,22 @@ def search_space(sample: SampleFunction) -> SearchSpace:
 def _load_space(module: str, name: str, params: dict[str, Any], fixed_config: dict[str, Any]) -> SearchSpace:
     space: SearchSpace = getattr(importlib.import_module(module), name)
     return space.narrowed(params, fixed_config)
+
+
+def named_choice(choices: dict[str, Any], value: Any) -> str | None:
+    """The name under which `choices` holds `value` (a network size as a list or tuple)."""
+    return next((name for name, choice in choices.items() if _same(choice, value)), None)
+
+
+def _scratch_study() -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def _same(produced: Any, wanted: Any) -> bool:
+    """Config values equal as a user means it: lists are tuples, floats up to rounding."""
+    if isinstance(produced, (list, tuple)) and isinstance(wanted, (list, tuple)):
+        return list(produced) == list(wanted)
+    if isinstance(produced, float) and isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
+        return math.isclose(produced, wanted, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(produced == wanted)

@@ -53,8 +53,11 @@ TINY_SWEEP = [
     "--set", "scheduler.max_t=3000",
     "--set", "config.evaluation_interval=2",
     "--set", "config.evaluation_num_episodes=2",
+    "--set", "test.top=2",
+    "--set", "test.seeds=2",
 ]  # fmt: skip
-"""CLI arguments for a 4-trial cartpole_ppo sweep of a few seconds."""
+"""CLI arguments for a 4-trial cartpole_ppo sweep of a few seconds, its top 2 configs then
+tested on 2 held-out seeds each."""
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
 """The rlsweep CLI: real sweeps through Ray Tune, and one clear line for every bad input."""
 
+import io
 import re
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 
@@ -21,6 +23,52 @@ def test_sweep_writes_a_best_config(finished_sweep):
     assert best["algorithm"] == "PPO"
     assert best["env"] == "CartPole-v1"
     assert "lr" in best["config"]
+
+
+def test_best_config_says_how_it_did_on_the_held_out_seeds(finished_sweep):
+    header = [
+        line for line in (finished_sweep / "best_config.yaml").read_text().splitlines() if line[:1] == "#"
+    ]
+    assert "chosen on 2 held-out test seeds" in header[1]
+    assert re.search(r"test mean [\d.]+ \(95% CI [\d.]+ to [\d.]+\); per seed: [\d.]+, [\d.]+", header[2])
+
+
+def test_trials_table_holds_the_test_result_of_each_tested_config(finished_sweep):
+    table = pd.read_csv(finished_sweep / "trials.csv")
+    tested = table.dropna(subset=["test_mean"])
+    assert len(tested) == 2
+    assert (tested["test_ci_low"] <= tested["test_mean"]).all()
+    assert (tested["test_seeds_reached_target"] <= 2).all()
+
+
+def test_summary_lists_every_tested_config_and_marks_the_best(finished_sweep):
+    from rlsweep.experiments.runner import read_outcome
+    from rlsweep.experiments.summary import print_summary
+    from rlsweep.experiments.sweep_folder import SweepFolder
+
+    out = io.StringIO()
+    print_summary(read_outcome(SweepFolder(finished_sweep)), out)
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Held-out test: top 2 configs on 2"))
+    tested = lines[start + 1 : start + 3]
+    assert sum(line.startswith(" * ") for line in tested) == 1
+    assert all("tuning" in line and "test mean" in line for line in tested)
+    assert any(line.startswith("Best on test: test mean") for line in lines)
+
+
+def test_test_trials_train_on_seeds_no_tuning_trial_used(finished_sweep):
+    from rlsweep.experiments.runner import read_outcome
+    from rlsweep.experiments.sweep_folder import SweepFolder
+    from rlsweep.trainables.members import member_seeds
+
+    outcome = read_outcome(SweepFolder(finished_sweep))
+    tuning = {s for t in outcome.trials for s in member_seeds(t.config["seed"], t.config.get("num_seeds", 1))}
+    testing = {
+        s
+        for c in outcome.test.configs
+        for s in member_seeds(c.tested.config["seed"], c.tested.config["num_seeds"])
+    }
+    assert len(testing) == 2 and not tuning & testing
 
 
 def test_best_writes_a_config_that_train_accepts(finished_sweep, tmp_path, capsys):
@@ -69,6 +117,20 @@ BASE = "name: bad\nstop: {timesteps_total: 1000}\n"
         (BASE + "scheduler: {type: asha, grace: 3}\n", "unknown experiment key 'scheduler.grace'"),
         ("name: bad\nstop: {}\n", "needs at least one of timesteps_total"),
         (BASE + "config: [1, 2\n", "is not valid YAML at line 4, column 1: expected ',' or ']'"),
+        (BASE + "envs: {CartPole-v1: [0]}\n", "'envs.CartPole-v1' must be the env's score range [low, high]"),
+        (BASE + "env: Acrobot-v1\nenvs: {CartPole-v1: [0, 500]}\n", "'env' and 'envs' exclude each other"),
+        (
+            BASE + "envs: {CartPole-v1: [0, 500], Acrobot-v1: [-500, -60]}\nresources: {num_workers: 1}\n",
+            "set resources.num_workers: 0",
+        ),
+        (
+            BASE + "score: {type: best}\n",
+            "experiment key 'score.type' must be one of ['final', 'last_k', 'auc']",
+        ),
+        (BASE + "points_to_evaluate: [{gama: 0.99}]\n", "names 'gama', not a PPO config key (did you mean"),
+        (BASE + "points_to_evaluate: [{hidden_sizes: [7]}]\n", "sets hidden_sizes=[7], which search space"),
+        (BASE + "scheduler: {type: pb2, hyperparams: [clip_range]}\n", "PB2 can tune the float keys"),
+        (BASE + "test: {top: 0}\n", "experiment key 'test.top' must be in [1, inf)"),
     ],
 )
 def test_bad_experiment_fails_with_one_clear_line(tmp_path, capsys, text, message):
@@ -97,9 +159,15 @@ def test_train_rejects_a_bad_config_before_starting_ray(capsys):
     assert "config key 'gamma' must be in (0, 1]" in capsys.readouterr().err
 
 
-def test_missing_checkpoint_in_best_is_a_clear_error(tmp_path, capsys):
-    assert main(["best", str(tmp_path / "nothing")]) == 2
+@pytest.mark.parametrize("command", ["best", "test"])
+def test_a_missing_sweep_folder_is_a_clear_error(tmp_path, capsys, command):
+    assert main([command, str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_test_rejects_zero_seeds_with_one_clear_line(finished_sweep, capsys):
+    assert main(["test", str(finished_sweep), "--seeds", "0"]) == 2
+    assert "experiment key 'test.seeds' must be in [1, inf), got 0" in capsys.readouterr().err
 
 
 def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
@@ -111,6 +179,15 @@ def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
         (sweep / "experiment.yaml").write_text("name: x\n")
     assert tensorboard_logdir(tmp_path) == tmp_path / "b" / "20260102-000000"
     assert tensorboard_logdir(tmp_path / "a") == tmp_path / "a" / "20260101-120000"
+
+
+def test_ui_links_to_mlflows_model_training_pages(tmp_path, capsys, monkeypatch):
+    import rlsweep.experiments.cli as cli
+
+    (tmp_path / "mlflow.db").write_text("")
+    monkeypatch.setattr(cli, "_serve", lambda command: 0)
+    assert main(["ui", "--results-dir", str(tmp_path), "--port", "5077"]) == 0
+    assert "http://127.0.0.1:5077/#/experiments?workflowType=machine_learning" in capsys.readouterr().out
 
 
 def test_ui_without_a_tracking_store_is_a_clear_error(tmp_path, capsys):

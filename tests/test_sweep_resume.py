@@ -19,6 +19,7 @@ SWEEP = [
     "--max-concurrent", "1",
     "--set", "stop.timesteps_total=15000",
     "--set", "scheduler={type: fifo}",
+    "--set", "test=null",
     "--set", "config.evaluation_interval=2",
     "--set", "config.evaluation_num_episodes=2",
 ]  # fmt: skip

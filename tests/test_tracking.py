@@ -19,11 +19,14 @@ def _client(sweep_dir: Path) -> MlflowClient:
     return MlflowClient(f"sqlite:///{sweep_dir.parent.parent / 'mlflow.db'}")
 
 
-def _runs(client: MlflowClient, experiment_name: str):
+def _runs(client: MlflowClient, experiment_name: str, phase: str = "tune"):
+    """The sweep's parent runs, and its child runs of one phase: tune, or test."""
     experiment = client.get_experiment_by_name(experiment_name)
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("rlsweep.kind") == "sweep"]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    children = [
+        r for r in runs if "mlflow.parentRunId" in r.data.tags and r.data.tags.get("rlsweep.phase") == phase
+    ]
     return parents, children
 
 
@@ -32,6 +35,38 @@ def test_one_parent_run_with_one_child_per_trial(finished_sweep):
     assert len(parents) == 1
     assert len(children) == 4
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+
+
+def test_each_test_trial_has_a_child_run_with_its_test_result(finished_sweep):
+    _, tuned = _runs(_client(finished_sweep), "cartpole_ppo")
+    _, tested = _runs(_client(finished_sweep), "cartpole_ppo", phase="test")
+    assert len(tested) == 2
+    assert {r.data.tags["rlsweep.tuned_trial_id"] for r in tested} <= {
+        r.data.tags["rlsweep.trial_id"] for r in tuned
+    }
+    for run in tested:
+        assert (
+            run.data.metrics["test_ci_low"]
+            <= run.data.metrics["test_mean"]
+            <= run.data.metrics["test_ci_high"]
+        )
+        assert "test.seed_values" in run.data.params
+
+
+def test_parent_run_holds_the_test_result_and_describes_the_sweep(finished_sweep):
+    client = _client(finished_sweep)
+    (parent,), tuned = _runs(client, "cartpole_ppo")
+    assert {"best_test_mean", "best_test_ci_low", "best_test_ci_high"} <= set(parent.data.metrics)
+    assert parent.data.params["test.best_trial_id"] in {r.data.tags["rlsweep.trial_id"] for r in tuned}
+    note = parent.data.tags["mlflow.note.content"]
+    assert "### Best config" in note and "### Held-out test (2 seeds" in note and "### Trials" in note
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"evaluation_curves.png", "tuning_vs_test.png"} <= artifacts
+
+
+def test_the_experiment_opens_in_mlflows_model_training_view(finished_sweep):
+    experiment = _client(finished_sweep).get_experiment_by_name("cartpole_ppo")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_child_params_are_the_trial_hyperparameters(finished_sweep):
