@@ -55,7 +55,9 @@ def machine() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workers", type=int, default=15)
     parser.add_argument("--envs-per-worker", type=int, default=8)
     parser.add_argument("--num-gpus", type=float, default=1.0)
@@ -75,7 +77,9 @@ def main() -> None:
     from rlsweep.trainables import PPO
 
     if args.workers:
-        ray.init(num_cpus=max(os.cpu_count() or 1, args.workers + 1), include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=max(os.cpu_count() or 1, args.workers + 1), include_dashboard=False, log_to_driver=False
+        )
     start = time.perf_counter()
     algo = PPO(config=config(args.workers, args.envs_per_worker, args.num_gpus))
     reached = None

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from ray import tune
 
+pytest.importorskip("ale_py", reason='Atari needs ale-py: pip install "rlsweep[atari]"')
+
 from rlsweep.experiments.experiment import load_experiment
 from rlsweep.trainables import DQN, PPO, ConfigError
 from rlsweep.trainables.atari import AtariConfig, AtariGames

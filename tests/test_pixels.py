@@ -157,7 +157,7 @@ def test_gpu_request_for_a_cnn_learner_uses_cuda_or_falls_back_to_the_cpu_with_a
 def test_a_quarter_gpu_per_trial_packs_four_trials_on_one_gpu():
     bundles = PPO.default_resource_request({"num_gpus": 0.25, "num_workers": 2}).bundles
     assert bundles == [{"CPU": 1, "GPU": 0.25}, {"CPU": 1}, {"CPU": 1}]
-    experiment = load_experiment("pong_ppo", {"resources.num_gpus": 0.25})
+    experiment = load_experiment("cartpole_ppo", {"resources.num_gpus": 0.25, "resources.num_workers": 2})
     experiment.check_resources(cluster_cpus=4 * experiment.resources.cpus_per_trial, cluster_gpus=1)
     assert 4 * bundles[0]["GPU"] == 1
 

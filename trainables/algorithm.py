@@ -43,7 +43,8 @@ class AlgorithmConfig:
     env: str = "CartPole-v1"
     """Gymnasium env id; "some.module:EnvId-v0" imports the module that registers it first."""
     env_config: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for `gymnasium.make_vec` (e.g. max_episode_steps)."""
+    """Keyword arguments for `gymnasium.make_vec` (e.g. max_episode_steps); for Atari ids the
+    preprocessing (`rlsweep.trainables.atari.AtariConfig`)."""
     num_workers: int = 0
     """Rollout worker actors, one CPU each; 0 samples in the trainable's own process."""
     num_envs_per_worker: int = 8

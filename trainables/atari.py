@@ -12,7 +12,8 @@ always the raw score of whole games.
 ale-py's `AtariVectorEnv` does the per-frame work in C++ threads; `AtariGames` adds what
 rlsweep needs on top: the learner's signals (life loss, clipped rewards) next to raw-score
 episode statistics, and gymnasium's next-step autoreset contract for life losses too. It
-measured 4x faster than gymnasium's Python wrappers over single envs (README, Benchmarks).
+steps Pong 1.6x as fast as gymnasium's Python wrappers (AtariPreprocessing and
+FrameStackObservation) over single envs in a SyncVectorEnv: `benchmarks/atari_throughput.py`.
 """
 
 from __future__ import annotations
