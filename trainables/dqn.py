@@ -20,9 +20,9 @@ from torch import nn
 from rlsweep.trainables.algorithm import MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
 from rlsweep.trainables.distributions import masked_logits
-from rlsweep.trainables.members import clip_grad_norm
+from rlsweep.trainables.members import adam, clip_grad_norm
 from rlsweep.trainables.observations import MASK_KEY
-from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
+from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
 from rlsweep.trainables.policy import QPolicy
 from rlsweep.trainables.rollout_worker import Rollout
 

@@ -3,7 +3,6 @@ sample from it. Each algorithm's math lives in its `update`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -166,13 +165,6 @@ class OffPolicyAlgorithm(Algorithm):
         self.filled_steps = state["filled_steps"]
         for optimizer, optimizer_state in zip(self.optimizers, state["optimizers"], strict=True):
             optimizer.load_state_dict(optimizer_state)
-
-
-def adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel: one op for all parameters instead of several per tensor,
-    a quarter of a small network's update time on the CPU. Elementwise, so over members'
-    stacked parameters it is one Adam per member."""
-    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 def polyak_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) -> None:

@@ -18,10 +18,13 @@ import torch
 from rlsweep.trainables.advantages import compute_gae
 from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig, MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
-from rlsweep.trainables.members import clip_grad_norm
+from rlsweep.trainables.members import adam, clip_grad_norm
 from rlsweep.trainables.observations import MASK_KEY
 from rlsweep.trainables.policy import ActorCriticPolicy
 from rlsweep.trainables.rollout_worker import Rollout
+
+MINIBATCH_KEYS = ("obs", "actions", "logprob", "advantages", "returns", "valid")
+"""What a minibatch update reads from the batch (not the values, only the statistics do)."""
 
 
 @dataclass
@@ -29,7 +32,8 @@ class PPOConfig(AlgorithmConfig):
     """PPO hyperparameters; defaults follow CleanRL's classic-control settings."""
 
     rollout_length: int = 128
-    """Steps per env per iteration; the batch is max(1, num_workers) * num_envs_per_worker * this."""
+    """Steps per env per iteration; the batch is max(1, num_workers) * num_envs_per_worker * this
+    (asynchronous sampling may add a fast worker's extra rollouts to it)."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -88,7 +92,7 @@ class PPO(Algorithm):
     policy: ActorCriticPolicy
 
     def setup_learner(self) -> None:
-        self.optimizer = torch.optim.Adam(self.policy.network.parameters(), lr=self.algo_config.lr, eps=1e-5)
+        self.optimizer = adam(self.policy.network.parameters(), self.algo_config.lr, eps=1e-5)
 
     def rollout_steps(self) -> int:
         return self.algo_config.rollout_length
@@ -120,7 +124,7 @@ class PPO(Algorithm):
                 ]
             )  # [K, M]: each member shuffles its own samples
             for index in order.tensor_split(num_minibatches, dim=1):  # [K, B]
-                mb = {key: _take(value, rows, index) for key, value in batch.items()}
+                mb = {key: _take(batch[key], rows, index) for key in MINIBATCH_KEYS}
                 valid = mb["valid"]
                 params, values = network.policy_params_and_value(mb["obs"])
                 mask = mb["obs"].get(MASK_KEY)

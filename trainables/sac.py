@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from rlsweep.trainables.config import ConfigError, check_range
-from rlsweep.trainables.members import draw
+from rlsweep.trainables.members import adam, draw
 from rlsweep.trainables.networks import TwinQ
-from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, adam, polyak_update
+from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
 from rlsweep.trainables.policy import SquashedGaussianPolicy, cnn_spec
 
 
