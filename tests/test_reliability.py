@@ -41,7 +41,8 @@ def _error_text(trial) -> str:
 
 
 class KillsItsWorkerPPO(PPO):
-    """Kills its own rollout worker actor before its second iteration."""
+    """Kills its own rollout worker actor before its second iteration (asynchronous: while
+    the worker samples the rollout that iteration will learn from)."""
 
     def step(self):
         if self.iteration == 1:
@@ -49,8 +50,10 @@ class KillsItsWorkerPPO(PPO):
         return super().step()
 
 
-def test_a_killed_worker_actor_is_replaced_and_the_trial_goes_on(tmp_path):
-    trial = _run(KillsItsWorkerPPO, {**QUICK, "num_workers": 1}, tmp_path)
+@pytest.mark.parametrize("async_sampling", [True, False], ids=["async", "sync"])
+def test_a_killed_worker_actor_is_replaced_and_the_trial_goes_on(tmp_path, async_sampling):
+    config = {**QUICK, "num_workers": 1, "async_sampling": async_sampling}
+    trial = _run(KillsItsWorkerPPO, config, tmp_path)
     assert trial.status == "TERMINATED"
     assert trial.last_result["training_iteration"] == 4
     assert trial.last_result["num_worker_restarts"] == 1

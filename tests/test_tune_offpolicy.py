@@ -59,15 +59,24 @@ def test_sac_with_a_worker_actor_reports_episode_and_learner_metrics(tmp_path):
     assert 0 < result["alpha"] < 1  # the temperature moved from its start
 
 
-def test_dqn_learns_cartpole_within_a_fixed_budget(tmp_path):
-    config = {"env": "CartPole-v1", "seed": 0, "timesteps_per_iteration": 5000, "evaluation_interval": 0}
+@pytest.mark.parametrize("num_workers", [0, 1], ids=["in_process", "async_worker"])
+def test_dqn_learns_cartpole_within_a_fixed_budget(tmp_path, num_workers):
+    config = {
+        "env": "CartPole-v1",
+        "num_workers": num_workers,
+        "seed": 0,
+        "timesteps_per_iteration": 5000,
+        "evaluation_interval": 0,
+    }
     result = _run(DQN, config, {"timesteps_total": 30_000}, tmp_path)
     assert result["episode_return_mean"] > 200  # mean of the last 100 episodes; random play gets ~22
 
 
-def test_sac_improves_on_its_initial_pendulum_return_within_a_fixed_budget(tmp_path):
+@pytest.mark.parametrize("num_workers", [0, 1], ids=["in_process", "async_worker"])
+def test_sac_improves_on_its_initial_pendulum_return_within_a_fixed_budget(tmp_path, num_workers):
     config = {
         "env": "Pendulum-v1",
+        "num_workers": num_workers,
         "seed": 0,
         "hidden_sizes": [64, 64],
         "lr": 1e-3,

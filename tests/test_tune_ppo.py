@@ -65,8 +65,10 @@ def test_resource_request_reserves_learner_and_one_bundle_per_worker():
     assert factory.bundles == [{"CPU": 1, "GPU": 0.5}, {"CPU": 1}, {"CPU": 1}, {"CPU": 1}]
 
 
-def test_ppo_learns_cartpole_within_a_fixed_budget(tmp_path):
+@pytest.mark.parametrize("num_workers", [0, 1], ids=["in_process", "async_worker"])
+def test_ppo_learns_cartpole_within_a_fixed_budget(tmp_path, num_workers):
     config = {
+        "num_workers": num_workers,
         "env": "CartPole-v1",
         "num_envs_per_worker": 16,
         "rollout_length": 64,

@@ -47,6 +47,10 @@ class AlgorithmConfig:
     preprocessing (`rlsweep.trainables.atari.AtariConfig`)."""
     num_workers: int = 0
     """Rollout worker actors, one CPU each; 0 samples in the trainable's own process."""
+    async_sampling: bool = True
+    """With num_workers >= 1, workers sample the next rollout while the learner updates on
+    the current one, so the learner learns from rollouts of the weights one update older
+    than its own; false alternates sampling and learning and reproduces a seed's run exactly."""
     num_envs_per_worker: int = 8
     """Envs each worker steps per member, all members' sharing one policy forward pass per step."""
     num_gpus: float = 0.0
@@ -113,7 +117,8 @@ class Algorithm(tune.Trainable):
     """Tune's Trainable lifecycle for an RL algorithm.
 
     Each `step()` is one training iteration of one or more rounds: the workers sample with
-    the current weights, `learn` updates the learner from those rollouts. Every
+    the current weights (with `async_sampling`, they are already sampling the next round
+    while `learn` runs; see `WorkerGroup`), `learn` updates the learner from those rollouts. Every
     `evaluation_interval` iterations deterministic episodes measure the greedy policy.
     With `num_seeds` K > 1, every metric is aggregated over the K members, each member's
     own value reported under `seeds/<i>/`.
@@ -182,6 +187,8 @@ class Algorithm(tune.Trainable):
         # The learner's own randomness (minibatch order, SAC's action noise), per member.
         self.learner_generators = generators(self.seeds, self.device)
         self.setup_learner()
+        self.policy_version = 0
+        """Rounds learned since the workers started: the version of the weights they receive."""
         self.timesteps_total = 0
         """Env steps each member took: every step of its envs, counted as CleanRL counts them
         (the step that resets an env after its episode ended included)."""
@@ -203,6 +210,7 @@ class Algorithm(tune.Trainable):
             self.seeds,
             make_worker_policy,
             cfg.max_worker_restarts,
+            cfg.async_sampling,
         )
         if cfg.restore_from is not None:
             self.load_checkpoint(cfg.restore_from)
@@ -215,7 +223,7 @@ class Algorithm(tune.Trainable):
         round_metrics: list[MemberMetrics] = []
         while not round_metrics or steps < self.timesteps_per_iteration():
             start = time.perf_counter()
-            rollouts = self.workers.sample(self.sampling_weights(), self.rollout_steps())
+            rollouts = self.workers.sample(self.sampling_weights(), self.rollout_steps(), self.policy_version)
             sample_time += time.perf_counter() - start
             round_steps = sum(rollout.valid.shape[0] * rollout.valid.shape[2] for rollout in rollouts)
             steps += round_steps
@@ -229,6 +237,7 @@ class Algorithm(tune.Trainable):
                 finished += np.bincount(rollout.episode_members, minlength=cfg.num_seeds)
             start = time.perf_counter()
             round_metrics.append(self.learn(rollouts))
+            self.policy_version += 1
             learn_time += time.perf_counter() - start
         self.episodes_total += finished
         learner_metrics = _mean_over_rounds(round_metrics)

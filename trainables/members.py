@@ -4,7 +4,8 @@ A trial with `num_seeds: K` trains K agents of the same config as one batched le
 every network parameter has a leading member axis of size K, so one forward and backward
 pass serves all of them, and Adam (elementwise) over the stacked parameters is K Adams.
 What must stay separate per member is here: seeds, random generators, gradient clipping,
-and how per-member results become one number.
+and how per-member results become one number. Adam, being elementwise, needs nothing
+of the kind: over the stacked parameters it is one Adam per member.
 
 Member i's seed is `seed + i * SEED_STRIDE`, so a single-seed trial with that seed trains
 exactly member i (same initial weights, same env streams, same exploration noise).
@@ -46,7 +47,9 @@ def clip_grad_norm(parameters: Iterable[torch.nn.Parameter], max_norm: float) ->
     """Scale each member's gradient to a global norm of at most `max_norm`, as
     `torch.nn.utils.clip_grad_norm_` does for one network; returns the norms before, [K]."""
     grads = [p.grad for p in parameters if p.grad is not None]
-    norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()  # [K]
+    # Each gradient's norm per member [K] (one op per tensor), then the norm of those norms.
+    per_tensor = [torch.linalg.vector_norm(g, dim=list(range(1, g.dim()))) for g in grads]
+    norms = torch.linalg.vector_norm(torch.stack(per_tensor), dim=0)  # [K]
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for grad in grads:
         grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))

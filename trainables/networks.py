@@ -48,6 +48,8 @@ class MemberLinear(nn.Module):
                 self.weight[member] = matrix.T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:  # [K, B, in], the usual case: no reshapes to pay for
+            return torch.baddbmm(self.bias, x, self.weight)
         members, *batch, features = x.shape
         out = torch.baddbmm(self.bias, x.reshape(members, -1, features), self.weight)
         return out.reshape(members, *batch, -1)

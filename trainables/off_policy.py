@@ -38,7 +38,8 @@ class OffPolicyConfig(AlgorithmConfig):
     train_freq: int = 1
     """Steps each worker env takes per round; a round is sampling, then `gradient_steps`."""
     gradient_steps: int = 1
-    """Updates per round."""
+    """Updates per round of one rollout from each worker (with asynchronous sampling, per
+    that many env steps on average)."""
     n_step: int = 1
     """Steps of real rewards summed before bootstrapping from the target networks."""
     timesteps_per_iteration: int = 1000
@@ -103,6 +104,8 @@ class OffPolicyAlgorithm(Algorithm):
         self.filled_steps = 0
         """Env steps stored since the buffer was last empty: the clock of `learning_starts`."""
         self.worker_restarts_seen = 0
+        self.pending_updates = 0.0
+        """Gradient steps owed to the env steps stored so far (a fraction carries over)."""
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step on a replayed batch; returns metric tensors [K]."""
@@ -119,8 +122,8 @@ class OffPolicyAlgorithm(Algorithm):
         if self.workers.restarts > self.worker_restarts_seen:
             self.replay_buffer.discard_held_back()
             self.worker_restarts_seen = self.workers.restarts
-        for source, rollout in enumerate(rollouts):
-            self.replay_buffer.add_rollout(rollout, source, cfg.gamma)
+        for rollout in rollouts:
+            self.replay_buffer.add_rollout(rollout, rollout.worker, cfg.gamma)
             self.filled_steps += rollout.valid.shape[0] * rollout.valid.shape[2]
             if "vector" in rollout.obs:
                 for member in range(cfg.num_seeds):
@@ -132,10 +135,17 @@ class OffPolicyAlgorithm(Algorithm):
         for optimizer in self.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr
+        # `gradient_steps` per round of one rollout per worker; asynchronous sampling may bring
+        # more rollouts to one update, and the fraction left over waits for the next.
+        self.pending_updates += cfg.gradient_steps * len(rollouts) / max(1, cfg.num_workers)
+        num_updates = int(self.pending_updates)
+        self.pending_updates -= num_updates
+        if num_updates == 0:
+            return {key: np.full(cfg.num_seeds, np.nan) for key in self.update_metrics}
         stats: dict[str, list[torch.Tensor]] = {key: [] for key in self.update_metrics}
-        # The round's batches are replayed together: one copy to the learner's device per round.
-        replayed = self._batch(self.replay_buffer.sample(cfg.batch_size * cfg.gradient_steps))
-        for start in range(0, cfg.batch_size * cfg.gradient_steps, cfg.batch_size):
+        # The update's batches are replayed together: one copy to the learner's device.
+        replayed = self._batch(self.replay_buffer.sample(cfg.batch_size * num_updates))
+        for start in range(0, cfg.batch_size * num_updates, cfg.batch_size):
             for key, value in self.update(replayed.rows(start, start + cfg.batch_size)).items():
                 stats[key].append(value)
         # One device sync per round instead of one per gradient step.

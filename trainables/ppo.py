@@ -24,13 +24,17 @@ from rlsweep.trainables.observations import MASK_KEY
 from rlsweep.trainables.policy import ActorCriticPolicy
 from rlsweep.trainables.rollout_worker import Rollout
 
+MINIBATCH_KEYS = ("obs", "actions", "logprob", "advantages", "returns", "valid")
+"""What a minibatch update reads from the batch (not the values, only the statistics do)."""
+
 
 @dataclass
 class PPOConfig(AlgorithmConfig):
     """PPO hyperparameters; defaults follow CleanRL's classic-control settings."""
 
     rollout_length: int = 128
-    """Steps per env per iteration; the batch is max(1, num_workers) * num_envs_per_worker * this."""
+    """Steps per env per iteration; the batch is max(1, num_workers) * num_envs_per_worker * this
+    (asynchronous sampling may add a fast worker's extra rollouts to it)."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -121,7 +125,7 @@ class PPO(Algorithm):
                 ]
             )  # [K, M]: each member shuffles its own samples
             for index in order.tensor_split(num_minibatches, dim=1):  # [K, B]
-                mb = {key: _take(value, rows, index) for key, value in batch.items()}
+                mb = {key: _take(batch[key], rows, index) for key in MINIBATCH_KEYS}
                 valid = mb["valid"]
                 params, values = network.policy_params_and_value(mb["obs"])
                 mask = mb["obs"].get(MASK_KEY)

@@ -44,6 +44,11 @@ class Rollout:
     episode_lengths: np.ndarray  # [E]
     episode_members: np.ndarray  # [E] the member whose env each episode ran in
     sample_time_s: float
+    worker: int = 0
+    """The index of the worker that sampled it (a replacement keeps its predecessor's)."""
+    policy_version: int = 0
+    """The learner's update count when it sent the weights this was sampled with: in
+    asynchronous sampling one less than the learner's when it learns from it."""
 
     @property
     def member_steps(self) -> np.ndarray:
@@ -62,11 +67,13 @@ class RolloutWorker:
         num_envs: int,
         seeds: Sequence[int],
         make_policy: Callable[[], Policy],
+        index: int = 0,
     ):
         # One thread per sampler process: with more, small MLPs slow down many times over
         # as soon as another process wants the core.
         torch.set_num_threads(1)
         self.env_id = env_id
+        self.index = index
         self.envs = [make_vector_env(env_id, num_envs, env_config) for _ in seeds]
         self.policy = make_policy()
         self.generators = generators(seeds)
@@ -76,8 +83,9 @@ class RolloutWorker:
         self.obs = self.policy.layout.encode_members(members)
         self.autoreset = np.zeros((len(seeds), num_envs), dtype=bool)
 
-    def sample(self, weights: dict[str, Any], num_steps: int) -> Rollout:
-        """Load `weights`, then step every env `num_steps` times."""
+    def sample(self, weights: dict[str, Any], num_steps: int, policy_version: int = 0) -> Rollout:
+        """Load `weights` (the learner's after `policy_version` updates), then step every env
+        `num_steps` times."""
         start = time.perf_counter()
         self.policy.set_weights(weights)
         shape = (num_steps, *self.autoreset.shape)
@@ -117,6 +125,8 @@ class RolloutWorker:
             episode_lengths=lengths.astype(np.int64),
             episode_members=members.astype(np.int64),
             sample_time_s=time.perf_counter() - start,
+            worker=self.index,
+            policy_version=policy_version,
         )
 
     def _step(self, env: Any, action: np.ndarray) -> tuple[Any, ...]:

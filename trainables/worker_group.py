@@ -28,6 +28,15 @@ class WorkerFailure(RuntimeError):
 class WorkerGroup:
     """Creates, feeds, replaces and stops the samplers of one trial.
 
+    Synchronous sampling sends every worker the learner's weights and waits for all their
+    rollouts: the learner and the workers take turns, and a seed reproduces a trial exactly.
+    Asynchronous sampling (actors only) keeps one request in flight per worker: a worker
+    whose rollout arrives is at once sent the newest weights and samples its next rollout
+    while the learner updates on this one. Rollouts are taken as they arrive, so a fast
+    worker may contribute twice to one update; the only rollouts the learner waits for are
+    those sampled with the weights before its current ones, which would otherwise be two
+    versions old by the next update (so no rollout is ever more than one version behind).
+
     Under Tune each actor goes to its own bundle of the trial's placement group (bundle 0
     is the learner's), so a sweep never oversubscribes the CPUs it reserved, and a
     replacement takes the bundle of the worker it replaces.
@@ -42,6 +51,7 @@ class WorkerGroup:
         seeds: list[int],
         make_policy: Callable[[], Policy],
         max_restarts: int,
+        asynchronous: bool = False,
     ):
         self.env_id = env_id
         self.env_config = env_config
@@ -50,10 +60,13 @@ class WorkerGroup:
         self.make_policy = make_policy
         self.max_restarts = max_restarts
         self.num_workers = num_workers
+        self.asynchronous = asynchronous and num_workers > 0
         self.restarts = 0
         self.placement_group = ray.util.get_current_placement_group() if num_workers else None
         self.local_worker = self._local_worker() if num_workers == 0 else None
         self.actors = [self._actor(index) for index in range(num_workers)]
+        self.in_flight: dict[ray.ObjectRef, tuple[int, int]] = {}
+        """Requested rollouts: (worker index, policy version) by result reference."""
 
     def _worker_seeds(self, index: int) -> list[int]:
         """Each member's seed for worker `index`: distinct per worker and per replacement, so
@@ -81,33 +94,59 @@ class WorkerGroup:
                 self.num_envs_per_worker,
                 self._worker_seeds(index),
                 self.make_policy,
+                index,
             )
         )
 
-    def sample(self, weights: dict[str, Any], num_steps: int) -> list[Rollout]:
-        """One rollout per worker, sampled in parallel with the given weights."""
+    def sample(self, weights: dict[str, Any], num_steps: int, policy_version: int = 0) -> list[Rollout]:
+        """Rollouts of `num_steps` steps per env for the learner's next update, whose weights
+        (after `policy_version` updates) are `weights`: one per worker when synchronous (in
+        worker order), at least that many when asynchronous (in arrival order)."""
         if self.local_worker is not None:
             while True:
                 try:
-                    return [self.local_worker.sample(weights, num_steps)]
+                    return [self.local_worker.sample(weights, num_steps, policy_version)]
                 except EnvError as error:
                     self._count_restart(error)
                     self.local_worker.close()
                     self.local_worker = self._local_worker()
         weights_ref = ray.put(weights)  # one copy in the object store, shared by all workers
-        pending = [actor.sample.remote(weights_ref, num_steps) for actor in self.actors]
+        if not self.asynchronous:
+            for index in range(self.num_workers):
+                self._request(index, weights_ref, num_steps, policy_version)
+            rollouts = [self._next_rollout(weights_ref, num_steps, policy_version) for _ in self.actors]
+            return sorted(rollouts, key=lambda rollout: rollout.worker)
+        if not self.in_flight:  # the first update: nothing was requested yet
+            for index in range(self.num_workers):
+                self._request(index, weights_ref, num_steps, policy_version)
         rollouts = []
-        for index, ref in enumerate(pending):
-            while True:
-                try:
-                    rollouts.append(ray.get(ref))
-                    break
-                except WORKER_FAILURES as error:
-                    self._count_restart(error)
-                    ray.kill(self.actors[index])
-                    self.actors[index] = self._actor(index)
-                    ref = self.actors[index].sample.remote(weights_ref, num_steps)
+        while len(rollouts) < self.num_workers or self._oldest_request() < policy_version:
+            rollout = self._next_rollout(weights_ref, num_steps, policy_version)
+            rollouts.append(rollout)
+            self._request(rollout.worker, weights_ref, num_steps, policy_version)
         return rollouts
+
+    def _oldest_request(self) -> int:
+        """The oldest policy version a rollout in flight is being sampled with."""
+        return min(version for _, version in self.in_flight.values())
+
+    def _request(self, index: int, weights_ref: ray.ObjectRef, num_steps: int, policy_version: int) -> None:
+        ref = self.actors[index].sample.remote(weights_ref, num_steps, policy_version)
+        self.in_flight[ref] = (index, policy_version)
+
+    def _next_rollout(self, weights_ref: ray.ObjectRef, num_steps: int, policy_version: int) -> Rollout:
+        """The first requested rollout to arrive; a worker that failed is replaced and asked
+        again, with the newest weights."""
+        while True:
+            (ref,), _ = ray.wait(list(self.in_flight), num_returns=1)
+            index, _ = self.in_flight.pop(ref)
+            try:
+                return ray.get(ref)
+            except WORKER_FAILURES as error:
+                self._count_restart(error)
+                ray.kill(self.actors[index])
+                self.actors[index] = self._actor(index)
+                self._request(index, weights_ref, num_steps, policy_version)
 
     def _count_restart(self, error: Exception) -> None:
         cause = getattr(error, "cause", None) or error  # a RayTaskError wraps the worker's own
@@ -128,3 +167,4 @@ class WorkerGroup:
         for actor in self.actors:
             ray.kill(actor)
         self.actors = []
+        self.in_flight.clear()
