@@ -47,7 +47,7 @@ def run_experiment(
     if track_mlflow:
         uri = mlflow_uri or default_tracking_uri(experiment.results_dir)
         tracking = RunTracking.start(experiment, folder, uri)
-    connect_ray(address)
+    connect_ray(address, experiment.runtime_env)
     _stop_gracefully_on_sigterm()
 
     if resume:

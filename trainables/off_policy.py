@@ -8,10 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsweep.trainables.algorithm import Activation, Algorithm, AlgorithmConfig
+from rlsweep.trainables.algorithm import Activation, Algorithm, AlgorithmConfig, check_fits_memory
 from rlsweep.trainables.config import ConfigError, check_range
 from rlsweep.trainables.policy import Policy
 from rlsweep.trainables.replay_buffer import ReplayBuffer, Transitions
@@ -86,6 +87,18 @@ class OffPolicyAlgorithm(Algorithm):
     """Keys `update` returns; NaN in rounds before learning starts, so every result has them."""
     policy: Policy
     optimizers: list[torch.optim.Optimizer]
+
+    @classmethod
+    def check_spaces(
+        cls, config: OffPolicyConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
+    ) -> None:
+        super().check_spaces(config, observation_space, action_space)
+        obs_dim = gym.spaces.flatdim(observation_space)
+        check_fits_memory(
+            f"the replay buffer ({config.buffer_size} transitions of 2 x {obs_dim} float32 observations)",
+            2 * config.buffer_size * obs_dim * np.dtype(np.float32).itemsize,
+            "lower buffer_size",
+        )
 
     def setup_learner(self) -> None:
         cfg = self.algo_config

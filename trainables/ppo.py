@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -79,6 +80,7 @@ class PPO(Algorithm):
 
     policy_class = ActorCriticPolicy
     config_class = PPOConfig
+    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
 
     def setup_learner(self) -> None:
         self.optimizer = torch.optim.Adam(self.policy.network.parameters(), lr=self.algo_config.lr, eps=1e-5)

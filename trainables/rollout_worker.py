@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsweep.trainables.envs import episode_stats, make_vector_env
+from rlsweep.trainables.envs import EnvSpecifier, env_label, episode_stats, make_vector_env
 
 
 class EnvError(RuntimeError):
@@ -58,18 +58,23 @@ class RolloutWorker:
 
     def __init__(
         self,
-        env_id: str,
+        env: EnvSpecifier,
         env_config: dict[str, Any],
         num_envs: int,
         seed: int,
         make_policy: Callable[[], SamplingPolicy],
+        *,
+        worker_index: int = 0,
+        num_workers: int = 0,
     ):
         # One thread per sampler process: with more, small MLPs slow down many times over
         # as soon as another process wants the core.
         torch.set_num_threads(1)
         torch.manual_seed(seed)
-        self.env_id = env_id
-        self.env = make_vector_env(env_id, num_envs, env_config)
+        self.env_id = env_label(env)
+        self.env = make_vector_env(
+            env, num_envs, env_config, worker_index=worker_index, num_workers=num_workers
+        )
         self.policy = make_policy()
         self.continuous = isinstance(self.env.single_action_space, gym.spaces.Box)
         self.obs, _ = self.env.reset(seed=seed)

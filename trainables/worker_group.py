@@ -12,6 +12,7 @@ import ray
 from ray.exceptions import OutOfMemoryError, RayActorError, WorkerCrashedError
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from rlsweep.trainables.envs import EnvSpecifier, env_label
 from rlsweep.trainables.rollout_worker import EnvError, Rollout, RolloutWorker, SamplingPolicy
 
 logger = logging.getLogger(__name__)
@@ -35,14 +36,15 @@ class WorkerGroup:
     def __init__(
         self,
         num_workers: int,
-        env_id: str,
+        env: EnvSpecifier,
         env_config: dict[str, Any],
         num_envs_per_worker: int,
         seed: int,
         make_policy: Callable[[], SamplingPolicy],
         max_restarts: int,
     ):
-        self.env_id = env_id
+        self.env = env
+        self.env_id = env_label(env)
         self.env_config = env_config
         self.num_envs_per_worker = num_envs_per_worker
         self.seed = seed
@@ -62,7 +64,7 @@ class WorkerGroup:
 
     def _local_worker(self) -> RolloutWorker:
         return RolloutWorker(
-            self.env_id, self.env_config, self.num_envs_per_worker, self._worker_seed(0), self.make_policy
+            self.env, self.env_config, self.num_envs_per_worker, self._worker_seed(0), self.make_policy
         )
 
     def _actor(self, index: int) -> ray.actor.ActorHandle:
@@ -75,11 +77,15 @@ class WorkerGroup:
             ray.remote(RolloutWorker)
             .options(num_cpus=1, scheduling_strategy=strategy)
             .remote(
-                self.env_id,
+                self.env,
                 self.env_config,
                 self.num_envs_per_worker,
                 self._worker_seed(index),
                 self.make_policy,
+                # RLlib's numbering, which env creators see in their EnvContext: 0 is the
+                # trainable's own process, actors are 1..num_workers.
+                worker_index=index + 1,
+                num_workers=self.num_workers,
             )
         )
 
