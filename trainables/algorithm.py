@@ -200,7 +200,9 @@ class Algorithm(tune.Trainable):
         """Build, reset and step one env of `config` and check that this algorithm can learn in
         it with `config`: the check `setup` runs, and the CLI before Ray starts. Every problem
         is a one-line ConfigError."""
-        report = check_env(config.env, config.env_config, run_env_checker=run_env_checker)
+        report = check_env(
+            config.env, config.env_config, num_workers=config.num_workers, run_env_checker=run_env_checker
+        )
         cls.check_spaces(config, report.observation_space, report.action_space)
         return report
 
@@ -302,7 +304,9 @@ class Algorithm(tune.Trainable):
         cfg = self.algo_config
         if self.evaluation_env is None:
             num_envs = min(cfg.evaluation_num_episodes, 16)
-            self.evaluation_env = make_vector_env(cfg.env, num_envs, cfg.env_config)
+            self.evaluation_env = make_vector_env(
+                cfg.env, num_envs, cfg.env_config, num_workers=cfg.num_workers
+            )
         start = time.perf_counter()
         # Seeds distinct from the workers', and different each evaluation but reproducible.
         seed = cfg.seed + 1_000_000 + self.iteration

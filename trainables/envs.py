@@ -224,7 +224,11 @@ class EnvReport:
 
 
 def check_env(
-    env: EnvSpecifier, env_config: dict[str, Any] | None = None, *, run_env_checker: bool = False
+    env: EnvSpecifier,
+    env_config: dict[str, Any] | None = None,
+    *,
+    num_workers: int = 0,
+    run_env_checker: bool = False,
 ) -> EnvReport:
     """Build one env, reset it, step it with a sampled action, and build the vector env the
     workers will step; every problem is a ConfigError of one line naming the env.
@@ -237,7 +241,7 @@ def check_env(
     label = source.label
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        instance = _build_checked(source, env_config)
+        instance = _build_checked(source, env_config, num_workers)
         try:
             check_supported_spaces(label, instance.observation_space, instance.action_space)
             _check_reset_and_step(label, instance)
@@ -253,19 +257,24 @@ def check_env(
                 _run_env_checker(instance, report)
         finally:
             instance.close()
-        vector_env = _run_env_code(label, "building its vector env", make_vector_env, env, 1, env_config)
+        vector_env = _run_env_code(
+            label, "building its vector env", make_vector_env, env, 1, env_config, num_workers=num_workers
+        )
         vector_env.close()
-    report.warnings = list(dict.fromkeys([_warning_text(w.message) for w in caught] + report.warnings))
+    # Warnings from the import machinery (SWIG's, importing Box2D) say nothing about the env.
+    from_env = [_warning_text(w.message) for w in caught if not w.filename.startswith("<frozen")]
+    report.warnings = list(dict.fromkeys(from_env + report.warnings))
     return report
 
 
-def _build_checked(source: EnvSource, env_config: dict[str, Any] | None) -> gym.Env:
+def _build_checked(source: EnvSource, env_config: dict[str, Any] | None, num_workers: int) -> gym.Env:
     label = source.label
     if source.gym_id is not None:
         _check_make_kwargs(source, env_config or {})
         instance = _run_env_code(label, "building it", gym.make, source.gym_id, **(env_config or {}))
     else:
-        instance = _run_env_code(label, "building it", _create, source, EnvContext(env_config))
+        context = EnvContext(env_config, num_workers=num_workers)
+        instance = _run_env_code(label, "building it", _create, source, context)
     return instance
 
 
@@ -279,7 +288,7 @@ def _check_reset_and_step(label: str, instance: gym.Env) -> None:
     _check_observation(label, "reset()", reset[0], instance.observation_space)
     instance.action_space.seed(0)
     action = instance.action_space.sample()
-    step = _run_env_code(label, f"step({action!r})", instance.step, action)
+    step = _run_env_code(label, "step()", instance.step, action)
     if not (isinstance(step, tuple) and len(step) == 5):
         count = len(step) if isinstance(step, tuple) else type(step).__name__
         raise ConfigError(
