@@ -1,4 +1,4 @@
-"""The `rlsweep` command line: sweep, train, test, best, evaluate, list, ui, tensorboard."""
+"""The `rlsweep` command line: sweep, train, check, test, best, evaluate, list, ui, tensorboard."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("ray.tune").setLevel(logging.ERROR)
     # Short CartPole iterations trigger Tune's snapshot-frequency warning without harm.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # "my_envs:Maze" imports my_envs.py from the current folder, as `python -m` would (a
+    # console script's path starts at its own folder); Ray's local workers get this folder too.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return args.handler(args)
     except USER_ERRORS as error:
@@ -70,12 +74,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep")
     _add_address(sweep)
+    _add_runtime_env(sweep)
     _add_mlflow(sweep)
     sweep.set_defaults(handler=cmd_sweep)
 
+    check = commands.add_parser(
+        "check",
+        help="check an experiment end to end without starting Ray: env, spaces, algorithm, configs",
+        description="Build the experiment's env, reset and step it, run gymnasium's env checker, check the "
+        "algorithm and a few configs sampled from the narrowed space against it, and print what was found. "
+        "Exits 2 with one line on the first problem.",
+    )
+    check.add_argument("experiment", help="experiment file, or the name of a shipped one")
+    check.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as for sweep"
+    )
+    _add_runtime_env(check)
+    check.set_defaults(handler=cmd_check)
+
     train = commands.add_parser("train", help="train one trial with a fixed config")
     train.add_argument("--algo", help="algorithm (default: the config file's, else PPO)")
-    train.add_argument("--env", help="gymnasium env id (default: the config file's, else CartPole-v1)")
+    train.add_argument(
+        "--env",
+        help="gymnasium id, module:EnvId-v0, module:EnvClassOrFactory, or register_env name "
+        "(default: the config file's, else CartPole-v1)",
+    )
     train.add_argument("--config", help="config as a JSON object")
     train.add_argument(
         "--config-file", help="YAML with algorithm, env and config (e.g. `rlsweep best` output)"
@@ -91,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-freq", type=int, default=10, help="checkpoint every N iterations")
     train.add_argument("--results-dir", default="results", help="default: results")
     _add_address(train)
+    _add_runtime_env(train)
     _add_mlflow(train)
     train.set_defaults(handler=cmd_train)
 
@@ -146,6 +170,36 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_runtime_env(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "your code on a cluster",
+        "Ray ships these to every node; each trial and rollout worker imports from them "
+        "(the experiment key runtime_env; these flags win over it).",
+    )
+    group.add_argument(
+        "--working-dir",
+        metavar="DIR",
+        help="runtime_env.working_dir: a folder (your env module, say) every trial and worker runs in",
+    )
+    group.add_argument(
+        "--py-module",
+        dest="py_modules",
+        action="append",
+        metavar="PATH",
+        help="runtime_env.py_modules: a package folder, .py file or wheel to ship (repeatable)",
+    )
+
+
+def _runtime_env_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--working-dir and --py-module as experiment overrides, with paths from the current folder."""
+    overrides: dict[str, Any] = {}
+    if args.working_dir:
+        overrides["runtime_env.working_dir"] = str(Path(args.working_dir).expanduser().resolve())
+    if args.py_modules:
+        overrides["runtime_env.py_modules"] = [str(Path(p).expanduser().resolve()) for p in args.py_modules]
+    return overrides
+
+
 def _add_mlflow(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mlflow-uri",
@@ -164,7 +218,7 @@ def _parse_overrides(assignments: list[str]) -> dict[str, Any]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rlsweep.experiments.experiment import load_experiment
 
-    overrides = _parse_overrides(args.overrides)
+    overrides = {**_parse_overrides(args.overrides), **_runtime_env_overrides(args)}
     for key, value in (
         ("num_samples", args.num_samples),
         ("max_concurrent_trials", args.max_concurrent),
@@ -210,12 +264,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.update(_parse_overrides(args.overrides))
     if args.restore:
         config["restore_from"] = str(Path(args.restore).expanduser().resolve())
+    runtime_env = {key.removeprefix("runtime_env."): v for key, v in _runtime_env_overrides(args).items()}
     experiment = training_experiment(
         args.algo or document.get("algorithm", "PPO"),
         config,
         StopSpec(timesteps_total=args.timesteps, time_total_s=args.time_s),
         checkpoint_frequency=args.checkpoint_freq,
         results_dir=args.results_dir,
+        runtime_env=runtime_env,
     )
     outcome = _run(experiment, args)
     if outcome.interrupted:
@@ -223,10 +279,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 1 if outcome.count(Ending.FAILED) else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from rlsweep.experiments.check import check_experiment, check_lines
+    from rlsweep.experiments.experiment import load_experiment, resolve_experiment_path
+
+    overrides = {**_parse_overrides(args.overrides), **_runtime_env_overrides(args)}
+    experiment = load_experiment(args.experiment, overrides)
+    check = check_experiment(experiment)
+    print(f"Experiment:   {experiment.name} ({resolve_experiment_path(args.experiment)})")
+    print("\n".join(check_lines(check)))
+    print(f"OK: no problem found; Ray was not started. Run it with: rlsweep sweep {args.experiment}")
+    return 0
+
+
 def _run(experiment: Any, args: argparse.Namespace, resume: bool = False) -> Any:
-    """Run an experiment through the one pipeline, then print its summary."""
+    """Check the experiment's env for real, then run it through the one pipeline and print
+    its summary."""
+    from rlsweep.experiments.check import check_experiment, check_lines
     from rlsweep.experiments.runner import run_experiment
     from rlsweep.experiments.summary import print_summary
+
+    print("\n".join(check_lines(check_experiment(experiment), configs=False)), flush=True)
 
     # Our own progress lines replace Tune's console output engine (and its pointer to a
     # TensorBoard folder in Ray's temp dir, which is not where our event files are).

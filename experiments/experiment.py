@@ -12,13 +12,14 @@ import optuna
 from ray import tune
 
 from rlsweep.experiments.objective import Objective, ScoreRange, objective_trainable
+from rlsweep.experiments.runtime_env import check_runtime_env, code_on_path, resolve_paths
 from rlsweep.experiments.schedulers import check_scheduler
 from rlsweep.experiments.score import ScoreSpec
 from rlsweep.experiments.yaml_files import load_yaml, read_yaml_mapping
 from rlsweep.search_spaces import SearchSpace, get_search_space
-from rlsweep.trainables import Algorithm, get_algorithm
+from rlsweep.trainables import Algorithm, AlgorithmConfig, get_algorithm
 from rlsweep.trainables.config import ConfigError, build_config, check_range, did_you_mean
-from rlsweep.trainables.envs import check_env
+from rlsweep.trainables.envs import resolve_env
 
 EXPERIMENTS_DIR = Path(__file__).parent / "shipped"
 """Where the shipped experiment files live; `rlsweep sweep NAME` looks here."""
@@ -93,6 +94,16 @@ class StopConditions(tune.Stopper):
 
 
 @dataclass
+class SampledConfig:
+    """One config a trial of the experiment could get."""
+
+    searched: dict[str, Any]
+    """The values the search space chose (none for a fixed config)."""
+    config: AlgorithmConfig
+    """The whole trainable config, validated."""
+
+
+@dataclass
 class ResourcesSpec:
     """What each trial reserves; Tune packs trials into the cluster accordingly."""
 
@@ -137,6 +148,8 @@ class Experiment:
     """Names the results folder, the Optuna study and the MLflow experiment."""
     algorithm: str = "PPO"
     env: str = "CartPole-v1"
+    """A gymnasium id, "module:EnvId-v0", "module:ClassOrFactory", or a register_env name
+    (see `rlsweep.trainables.envs`); a file can only spell strings."""
     envs: dict[str, list[float]] = field(default_factory=dict)
     """Train every trial on each of these envs instead of `env`: env id -> [low, high], the
     score range that normalizes the env's metric to 0..1 before the envs are averaged."""
@@ -178,12 +191,18 @@ class Experiment:
     """Checkpoints kept per trial, the best by the metric."""
     time_budget_s: float | None = None
     """Stop starting and running trials after this many seconds for the whole sweep."""
+    runtime_env: dict[str, Any] = field(default_factory=dict)
+    """Ray's runtime_env for every trial and worker: `working_dir` and `py_modules` ship your
+    own modules (a custom env) to every node of a cluster; see experiments/runtime_env.py."""
 
     def validate(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"experiment key 'name' must be letters, digits, '-' or '_', got {self.name!r}")
         get_algorithm(self.algorithm)
-        self._check_envs()
+        check_runtime_env(self.runtime_env)
+        with code_on_path(self.runtime_env):
+            resolve_env(self.env)
+            self._check_envs()
         get_search_space(self.space_name)
         known = {f.name for f in dataclasses.fields(self.trainable.config_class)}
         for key in self.config:
@@ -236,7 +255,7 @@ class Experiment:
                     f"low < high, got {score_range!r}"
                 )
         for env in self.env_ranges:
-            check_env(env)
+            resolve_env(env)
         num_workers = self.config.get("num_workers", self.resources.num_workers)
         if len(self.envs) > 1 and num_workers:
             raise ConfigError(
@@ -299,10 +318,12 @@ class Experiment:
     def space(self) -> SearchSpace:
         return get_search_space(self.space_name).narrowed(self.search_params, self.fixed_config)
 
-    def check_space(self, samples: int = SPACE_CHECK_SAMPLES) -> None:
+    def check_space(self, samples: int = SPACE_CHECK_SAMPLES) -> list[SampledConfig]:
         """Sample configs from the narrowed space and validate each, so a space that can
-        produce an invalid config fails now, not hours into the sweep."""
+        produce an invalid config fails now, not hours into the sweep; returns them (seeded:
+        the same every time)."""
         space = self.space()
+        sampled: list[SampledConfig] = []
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=self.seed))
         asked: set[str] = set()
@@ -326,12 +347,15 @@ class Experiment:
                 ) from None
             self._check_metric_is_reported(trainable_config.evaluation_interval)
             study.tell(trial, 0.0)
+            searched = {k: v for k, v in config.items() if k not in space.fixed_config}
+            sampled.append(SampledConfig(searched, trainable_config))
         unknown = sorted(set(self.search_params) - asked)
         if unknown:
             raise ConfigError(
                 f"experiment key 'search_params' names {unknown}, which search space {self.space_name!r} "
                 f"does not have; it has {sorted(asked)}"
             )
+        return sampled
 
     def _check_metric_is_reported(self, evaluation_interval: int) -> None:
         if self.metric.startswith("evaluation/") and evaluation_interval == 0:
@@ -386,6 +410,8 @@ def load_experiment(name_or_path: str, overrides: dict[str, Any] | None = None) 
     data.setdefault("name", path.stem)
     for dotted_key, value in (overrides or {}).items():
         set_dotted(data, dotted_key, value)
+    if isinstance(data.get("runtime_env"), dict):
+        data["runtime_env"] = resolve_paths(data["runtime_env"], path.parent)
     return experiment_from_dict(data)
 
 
@@ -393,7 +419,8 @@ def experiment_from_dict(data: dict[str, Any]) -> Experiment:
     if data.get("envs") and "env" in data:
         raise ConfigError("experiment keys 'env' and 'envs' exclude each other; list every env under 'envs'")
     experiment = build_config(Experiment, data, label="experiment")
-    experiment.check_space()
+    with code_on_path(experiment.runtime_env):
+        experiment.check_space()
     return experiment
 
 
@@ -404,6 +431,7 @@ def training_experiment(
     *,
     checkpoint_frequency: int,
     results_dir: str,
+    runtime_env: dict[str, Any] | None = None,
 ) -> Experiment:
     """The one-trial experiment `rlsweep train` runs: `config` as it is, tracked under
     "train". Its metric is the evaluation return, or the training return when the config
@@ -411,7 +439,8 @@ def training_experiment(
     trainable = get_algorithm(algorithm)
     config = dict(config)
     env = config.pop("env", trainable.config_class.env)
-    evaluation_interval = build_config(trainable.config_class, {**config, "env": env}).evaluation_interval
+    with code_on_path(runtime_env or {}):
+        evaluation_interval = build_config(trainable.config_class, {**config, "env": env}).evaluation_interval
     return experiment_from_dict(
         {
             "name": "train",
@@ -425,6 +454,7 @@ def training_experiment(
             "stop": dataclasses.asdict(stop),
             "results_dir": results_dir,
             "checkpoint_frequency": checkpoint_frequency,
+            "runtime_env": runtime_env or {},
         }
     )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlsweep.trainables.envs import env_label
+
 Scalar = str | bool | int | float
 
 STEP_KEY = "timesteps_total"
@@ -12,12 +14,15 @@ STEP_KEY = "timesteps_total"
 
 def trial_hyperparameters(config: dict[str, Any]) -> dict[str, Scalar]:
     """The trial's config without Tune's bookkeeping keys, sorted by key; sequences such as
-    hidden sizes become "64x64", and a mapping's scalar entries (env_config) dotted keys."""
+    hidden sizes become "64x64", a mapping's scalar entries (env_config) dotted keys, and an
+    env class or factory its "module:Name"."""
     params: dict[str, Scalar] = {}
     for key, value in sorted(config.items()):
         if key.startswith("__") or value is None:
             continue
-        if isinstance(value, (list, tuple)):
+        if key == "env":
+            params[key] = env_label(value)
+        elif isinstance(value, (list, tuple)):
             params[key] = "x".join(str(v) for v in value)
         elif isinstance(value, dict):
             params.update(

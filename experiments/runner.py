@@ -56,7 +56,7 @@ def run_experiment(
     check_fits_cluster(experiment, address)
     folder = _resumable_folder(experiment) if resume else SweepFolder.create(experiment)
     tracking = _tracking(experiment, folder, mlflow_uri, track_mlflow)
-    connect_ray(address)
+    connect_ray(address, experiment.runtime_env)
     _stop_gracefully_on_sigterm()
 
     if resume:

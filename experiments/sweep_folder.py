@@ -136,4 +136,5 @@ def started(run_dir: Path) -> tuple[str, int, str]:
 
 
 def _slug(env: str) -> str:
-    return env.replace(":", "_").replace("/", "_")
+    """An env's label as a folder name: "my.envs:Maze" -> "my.envs_Maze"."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", env).strip("_")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,11 +20,21 @@ from ray import tune
 from rlsweep.trainables.checkpoint import checkpoint_file, read_checkpoint, write_checkpoint
 from rlsweep.trainables.config import ConfigError, build_config, check_range
 from rlsweep.trainables.device import learner_device
-from rlsweep.trainables.envs import check_env, env_spaces, make_vector_env
+from rlsweep.trainables.envs import (
+    EnvReport,
+    EnvSpecifier,
+    check_env,
+    env_label,
+    env_spaces,
+    make_vector_env,
+    publish_gym_registration,
+    resolve_env,
+)
 from rlsweep.trainables.evaluation import evaluate
 from rlsweep.trainables.members import SeedAggregate, aggregate, generators, member_seeds
 from rlsweep.trainables.policy import Policy
 from rlsweep.trainables.rollout_worker import Rollout
+from rlsweep.trainables.spaces import space_names
 from rlsweep.trainables.worker_group import WorkerGroup
 
 Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
@@ -40,11 +51,14 @@ MemberMetrics = dict[str, np.ndarray]
 class AlgorithmConfig:
     """Settings every algorithm has."""
 
-    env: str = "CartPole-v1"
-    """Gymnasium env id; "some.module:EnvId-v0" imports the module that registers it first."""
+    env: EnvSpecifier = "CartPole-v1"
+    """A gymnasium id ("some.module:EnvId-v0" imports the module that registers it first), a
+    gymnasium.Env class or factory ("some.module:Name", or the object itself), or a name
+    registered with `ray.tune.registry.register_env`; see `rlsweep.trainables.envs`."""
     env_config: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for `gymnasium.make_vec` (e.g. max_episode_steps); for Atari ids the
-    preprocessing (`rlsweep.trainables.atari.AtariConfig`)."""
+    """Keyword arguments of `gymnasium.make` for a gymnasium id (e.g. max_episode_steps); for
+    a class, factory or register_env creator, its one argument (as an EnvContext); for Atari
+    ids the preprocessing (`rlsweep.trainables.atari.AtariConfig`)."""
     num_workers: int = 0
     """Rollout worker actors, one CPU each; 0 samples in the trainable's own process."""
     async_sampling: bool = True
@@ -86,7 +100,7 @@ class AlgorithmConfig:
     counters) instead of starting from scratch; `rlsweep train --restore` sets it."""
 
     def validate(self) -> None:
-        check_env(self.env)
+        resolve_env(self.env)
         check_range("num_workers", self.num_workers, 0)
         check_range("num_envs_per_worker", self.num_envs_per_worker, 1)
         check_range("num_gpus", self.num_gpus, 0)
@@ -127,10 +141,18 @@ class Algorithm(tune.Trainable):
     config_class: ClassVar[type[AlgorithmConfig]]
     policy_class: ClassVar[type[Policy]]
     """The acting policy; built from the config, the env's spaces, a device and member seeds."""
+    action_spaces: ClassVar[tuple[type[gym.spaces.Space], ...]]
+    """The action spaces this algorithm acts in."""
 
     @classmethod
     def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:
-        """Bundle 0 is the learner (with its GPUs); one single-CPU bundle per worker actor."""
+        """Bundle 0 is the learner (with its GPUs); one single-CPU bundle per worker actor.
+
+        Tune calls this in the driver for every trial it adds, so it is also where an env id
+        registered with `gym.register` in the driver is published to the trial's processes
+        (see `publish_gym_registration`).
+        """
+        publish_gym_registration(config.get("env", cls.config_class.env))
         num_workers = max(0, int(config.get("num_workers", cls.config_class.num_workers)))
         num_gpus = max(0.0, float(config.get("num_gpus", cls.config_class.num_gpus)))
         learner = {"CPU": 1, "GPU": num_gpus} if num_gpus else {"CPU": 1}
@@ -168,8 +190,40 @@ class Algorithm(tune.Trainable):
     def load_learner_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def check_spaces(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space) -> None:
-        """Raise a ConfigError if this algorithm cannot act in these spaces."""
+    @classmethod
+    def action_space_problem(cls, action_space: gym.spaces.Space) -> str | None:
+        """Why this algorithm cannot act in `action_space`, or None if it can."""
+        if not isinstance(action_space, cls.action_spaces):
+            return f"{cls.__name__} needs {space_names(cls.action_spaces)} actions"
+        return None
+
+    @classmethod
+    def check_spaces(
+        cls, config: AlgorithmConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
+    ) -> None:
+        """Raise a ConfigError if this algorithm cannot learn in these spaces with `config`;
+        a wrong action space names the algorithms that can act in it."""
+        problem = cls.action_space_problem(action_space)
+        if problem is not None:
+            from rlsweep.trainables import ALGORITHMS
+
+            able = [name for name, algo in ALGORITHMS.items() if not algo.action_space_problem(action_space)]
+            instead = f"use {' or '.join(able)}" if able else "no rlsweep algorithm can"
+            raise ConfigError(
+                f"env {env_label(config.env)!r} has action space {action_space}, which {cls.__name__} "
+                f"cannot act in ({problem}); {instead}"
+            )
+
+    @classmethod
+    def check_environment(cls, config: AlgorithmConfig, *, run_env_checker: bool = False) -> EnvReport:
+        """Build, reset and step one env of `config` and check that this algorithm can learn in
+        it with `config`: the check `setup` runs, and the CLI before Ray starts. Every problem
+        is a one-line ConfigError."""
+        report = check_env(
+            config.env, config.env_config, num_workers=config.num_workers, run_env_checker=run_env_checker
+        )
+        cls.check_spaces(config, report.observation_space, report.action_space)
+        return report
 
     # -- Trainable lifecycle --------------------------------------------------------------
 
@@ -179,8 +233,8 @@ class Algorithm(tune.Trainable):
         torch.set_num_threads(1)
         self.seeds = member_seeds(cfg.seed, cfg.num_seeds)
         self.device = learner_device(cfg.num_gpus)
-        self.observation_space, self.action_space = env_spaces(cfg.env, cfg.env_config)
-        self.check_spaces(self.observation_space, self.action_space)
+        report = self.check_environment(cfg)
+        self.observation_space, self.action_space = report.observation_space, report.action_space
         self.policy = self.policy_class(
             cfg, self.observation_space, self.action_space, self.device, self.seeds
         )
@@ -298,7 +352,10 @@ class Algorithm(tune.Trainable):
         cfg = self.algo_config
         if not self.evaluation_envs:
             num_envs = min(cfg.evaluation_num_episodes, 16)
-            self.evaluation_envs = [make_vector_env(cfg.env, num_envs, cfg.env_config) for _ in self.seeds]
+            self.evaluation_envs = [
+                make_vector_env(cfg.env, num_envs, cfg.env_config, num_workers=cfg.num_workers)
+                for _ in self.seeds
+            ]
         start = time.perf_counter()
         # Seeds distinct from the workers', and different each evaluation but reproducible.
         seeds = [seed + 1_000_000 + self.iteration for seed in self.seeds]
@@ -385,6 +442,17 @@ def best_member(state: dict[str, Any]) -> int:
         return int(np.nanargmax(evaluation))
     returns = [np.mean(r) if r else -np.inf for r in state["recent_returns"]]
     return int(np.argmax(returns))
+
+
+def check_fits_memory(what: str, num_bytes: float, remedy: str) -> None:
+    """A ConfigError when `what` needs more memory than this machine has at all: it would fill
+    up over hours of training, then be killed."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if num_bytes > total:
+        raise ConfigError(
+            f"{what} needs at least {num_bytes / 2**30:.1f} GiB, but this machine has {total / 2**30:.1f} GiB; "
+            f"{remedy}"
+        )
 
 
 def _mean_over_rounds(round_metrics: list[MemberMetrics]) -> MemberMetrics:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import ray.cloudpickle as cloudpickle
 import torch
 
 STATE_FILE = "rlsweep_state.pt"
@@ -25,7 +26,9 @@ def write_checkpoint(
         "config": config,
         "state": state,
     }
-    torch.save(payload, Path(checkpoint_dir) / STATE_FILE)
+    # cloudpickle: a config's env may be a class or factory from the user's __main__ script,
+    # which plain pickle can only store by a reference that no other process resolves.
+    torch.save(payload, Path(checkpoint_dir) / STATE_FILE, pickle_module=cloudpickle)
 
 
 def checkpoint_file(path: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import types
@@ -60,10 +61,14 @@ def _coerce(key: str, value: Any, annotation: Any, label: str) -> Any:
                 return _coerce(key, value, arg, label)
             except ConfigError as error:
                 errors.append(error)
-        raise errors[0]
+        raise errors[-1]  # the last alternative names the most general form (str | Callable)
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{label} key {key!r} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is collections.abc.Callable:
+        if not callable(value):
+            raise ConfigError(f"{label} key {key!r} must be a string or a class or function, got {value!r}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):

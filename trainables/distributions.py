@@ -18,6 +18,9 @@ from torch.nn import functional as F
 
 from rlsweep.trainables.config import ConfigError
 
+ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary, gym.spaces.Box)
+"""The action spaces a head exists for (`action_head`)."""
+
 MASKED_LOGIT = torch.finfo(torch.float32).min
 """Logit of a disallowed action: exp() is exactly 0, and 0 * logit stays finite (not NaN)."""
 

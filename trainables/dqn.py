@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from rlsweep.trainables.algorithm import MemberMetrics
-from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.config import check_range
 from rlsweep.trainables.distributions import masked_logits
 from rlsweep.trainables.members import adam, clip_grad_norm
 from rlsweep.trainables.observations import MASK_KEY
@@ -72,15 +72,9 @@ class DQN(OffPolicyAlgorithm):
 
     policy_class = QPolicy
     config_class = DQNConfig
+    action_spaces = (gym.spaces.Discrete,)
     update_metrics = ("td_loss", "q_mean")
     policy: QPolicy
-
-    def check_spaces(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space) -> None:
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ConfigError(
-                f"DQN needs a Discrete action space, but env {self.algo_config.env!r} has {action_space}; "
-                "use SAC for Box actions"
-            )
 
     def setup_learner(self) -> None:
         super().setup_learner()

@@ -3,16 +3,26 @@ sample from it. Each algorithm's math lives in its `update`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsweep.trainables.algorithm import Activation, Algorithm, AlgorithmConfig, MemberMetrics
+from rlsweep.trainables.algorithm import (
+    Activation,
+    Algorithm,
+    AlgorithmConfig,
+    MemberMetrics,
+    check_fits_memory,
+)
 from rlsweep.trainables.config import ConfigError, check_range
 from rlsweep.trainables.device import to_device
+from rlsweep.trainables.frame_store import EPISODE_START_ROOM
 from rlsweep.trainables.networks import TensorObs
+from rlsweep.trainables.observations import ObservationLayout
 from rlsweep.trainables.policy import Policy
 from rlsweep.trainables.replay_buffer import ReplayBuffer, Transitions
 from rlsweep.trainables.rollout_worker import Rollout
@@ -97,6 +107,23 @@ class OffPolicyAlgorithm(Algorithm):
     """Keys `update` returns; NaN in rounds before learning starts, so every result has them."""
     policy: Policy
     optimizers: list[torch.optim.Optimizer]
+
+    @classmethod
+    def check_spaces(
+        cls, config: OffPolicyConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
+    ) -> None:
+        super().check_spaces(config, observation_space, action_space)
+        layout = ObservationLayout.of(observation_space)
+        # At least: the vector for obs and next_obs, and one new image channel per step (the
+        # frame store keeps each frame once; see frame_store.py).
+        per_transition = 2 * layout.vector_dim * np.dtype(np.float32).itemsize
+        if layout.image_shape is not None:
+            per_transition += math.prod(layout.image_shape[1:]) * (1 + EPISODE_START_ROOM)
+        check_fits_memory(
+            f"the replay buffer ({config.num_seeds} x {config.buffer_size} transitions)",
+            config.num_seeds * config.buffer_size * per_transition,
+            "lower buffer_size",
+        )
 
     def setup_learner(self) -> None:
         cfg = self.algo_config

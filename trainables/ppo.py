@@ -19,6 +19,7 @@ from rlsweep.trainables.advantages import compute_gae
 from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig, MemberMetrics
 from rlsweep.trainables.config import ConfigError, check_range
 from rlsweep.trainables.device import to_device
+from rlsweep.trainables.distributions import ACTION_SPACES
 from rlsweep.trainables.members import adam, clip_grad_norm
 from rlsweep.trainables.observations import MASK_KEY
 from rlsweep.trainables.policy import ActorCriticPolicy
@@ -90,6 +91,7 @@ class PPO(Algorithm):
 
     policy_class = ActorCriticPolicy
     config_class = PPOConfig
+    action_spaces = ACTION_SPACES
     policy: ActorCriticPolicy
 
     def setup_learner(self) -> None:

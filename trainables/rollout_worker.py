@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlsweep.trainables.envs import episode_stats, make_vector_env
+from rlsweep.trainables.envs import EnvSpecifier, env_label, episode_stats, make_vector_env
 from rlsweep.trainables.members import generators
 from rlsweep.trainables.observations import Observations
 from rlsweep.trainables.policy import Policy
@@ -62,19 +62,27 @@ class RolloutWorker:
 
     def __init__(
         self,
-        env_id: str,
+        env: EnvSpecifier,
         env_config: dict[str, Any],
         num_envs: int,
         seeds: Sequence[int],
         make_policy: Callable[[], Policy],
         index: int = 0,
+        *,
+        num_workers: int = 0,
     ):
         # One thread per sampler process: with more, small MLPs slow down many times over
         # as soon as another process wants the core.
         torch.set_num_threads(1)
-        self.env_id = env_id
+        self.env_id = env_label(env)
         self.index = index
-        self.envs = [make_vector_env(env_id, num_envs, env_config) for _ in seeds]
+        # RLlib's numbering, which env creators see in their EnvContext: 0 is the trainable's
+        # own process, actors are 1..num_workers.
+        worker_index = index + 1 if num_workers else 0
+        self.envs = [
+            make_vector_env(env, num_envs, env_config, worker_index=worker_index, num_workers=num_workers)
+            for _ in seeds
+        ]
         self.policy = make_policy()
         self.generators = generators(seeds)
         members = [env.reset(seed=seed) for env, seed in zip(self.envs, seeds, strict=True)]

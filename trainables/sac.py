@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.config import check_range
 from rlsweep.trainables.members import adam, draw
 from rlsweep.trainables.networks import TwinQ
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
@@ -59,21 +59,18 @@ class SAC(OffPolicyAlgorithm):
 
     policy_class = SquashedGaussianPolicy
     config_class = SACConfig
+    action_spaces = (gym.spaces.Box,)
     update_metrics = ("critic_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_mean")
     policy: SquashedGaussianPolicy
 
-    def check_spaces(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space) -> None:
-        env = self.algo_config.env
-        if not isinstance(action_space, gym.spaces.Box):
-            raise ConfigError(
-                f"SAC needs a Box action space, but env {env!r} has {action_space}; "
-                "use DQN for Discrete actions"
-            )
-        if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-            raise ConfigError(
-                f"SAC squashes actions into the action space's bounds, but env {env!r} has unbounded "
-                f"{action_space}; wrap the env to give it finite bounds"
-            )
+    @classmethod
+    def action_space_problem(cls, action_space: gym.spaces.Space) -> str | None:
+        problem = super().action_space_problem(action_space)
+        if problem is not None:
+            return problem
+        if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+            return "SAC squashes actions into the action space's bounds, which must be finite"
+        return None
 
     def setup_learner(self) -> None:
         super().setup_learner()

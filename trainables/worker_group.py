@@ -12,6 +12,7 @@ import ray
 from ray.exceptions import OutOfMemoryError, RayActorError, WorkerCrashedError
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from rlsweep.trainables.envs import EnvSpecifier, env_label
 from rlsweep.trainables.policy import Policy
 from rlsweep.trainables.rollout_worker import EnvError, Rollout, RolloutWorker
 
@@ -45,7 +46,7 @@ class WorkerGroup:
     def __init__(
         self,
         num_workers: int,
-        env_id: str,
+        env: EnvSpecifier,
         env_config: dict[str, Any],
         num_envs_per_worker: int,
         seeds: list[int],
@@ -53,7 +54,8 @@ class WorkerGroup:
         max_restarts: int,
         asynchronous: bool = False,
     ):
-        self.env_id = env_id
+        self.env = env
+        self.env_id = env_label(env)
         self.env_config = env_config
         self.num_envs_per_worker = num_envs_per_worker
         self.seeds = seeds
@@ -76,7 +78,7 @@ class WorkerGroup:
 
     def _local_worker(self) -> RolloutWorker:
         return RolloutWorker(
-            self.env_id, self.env_config, self.num_envs_per_worker, self._worker_seeds(0), self.make_policy
+            self.env, self.env_config, self.num_envs_per_worker, self._worker_seeds(0), self.make_policy
         )
 
     def _actor(self, index: int) -> ray.actor.ActorHandle:
@@ -89,12 +91,13 @@ class WorkerGroup:
             ray.remote(RolloutWorker)
             .options(num_cpus=1, scheduling_strategy=strategy)
             .remote(
-                self.env_id,
+                self.env,
                 self.env_config,
                 self.num_envs_per_worker,
                 self._worker_seeds(index),
                 self.make_policy,
                 index,
+                num_workers=self.num_workers,
             )
         )
 
