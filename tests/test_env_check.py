@@ -46,7 +46,8 @@ FAILURES = {
     ),
     "DQN on MultiDiscrete actions": (
         BASE + "algorithm: DQN\nenv: custom_envs:MultiDiscreteActions\n",
-        "has action space MultiDiscrete([2 2]), which DQN cannot act in (DQN needs Discrete actions); use PPO",
+        "has action space MultiDiscrete([2 2]), which DQN cannot act in (DQN needs Discrete actions); "
+        "use PPO",
     ),
     "Text actions": (
         BASE + "env: custom_envs:TextActions\n",

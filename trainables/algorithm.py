@@ -450,8 +450,8 @@ def check_fits_memory(what: str, num_bytes: float, remedy: str) -> None:
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if num_bytes > total:
         raise ConfigError(
-            f"{what} needs at least {num_bytes / 2**30:.1f} GiB, but this machine has {total / 2**30:.1f} GiB; "
-            f"{remedy}"
+            f"{what} needs at least {num_bytes / 2**30:.1f} GiB, but this machine has "
+            f"{total / 2**30:.1f} GiB; {remedy}"
         )
 
 
