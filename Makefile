@@ -6,13 +6,19 @@ EXP ?= cartpole_ppo
 RESULTS ?= results
 SEEDS ?= 5
 
+# Optional env families to install too: `make setup EXTRAS=box2d,mujoco` (box2d, mujoco, atari, all).
+EXTRAS ?=
+# What the test suite runs envs from; `make test` installs them.
+TEST_EXTRAS ?= box2d,mujoco,atari
+comma := ,
+
 ALGO ?= PPO
 ENV ?= CartPole-v1
 ARGS ?=
 
 .PHONY: setup sweep train tensorboard mlflow-ui test lint bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(if $(EXTRAS),$(VENV)/.extras-$(subst $(comma),-,$(EXTRAS)))
 
 # torch is pinned before anything else so pip takes the local CPU wheel instead of
 # pulling several GB of CUDA packages for a newer release.
@@ -20,7 +26,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,bench,atari]"
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+$(VENV)/.extras-%: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[$(subst -,$(comma),$*)]"
 	touch $@
 
 # The main job: a small sweep with embedded defaults (local Ray, Optuna study in SQLite,
@@ -39,7 +49,8 @@ tensorboard: setup
 mlflow-ui: setup
 	$(BIN)/rlsweep ui --results-dir $(RESULTS)
 
-test: setup
+test:
+	$(MAKE) setup EXTRAS=$(TEST_EXTRAS)
 	$(BIN)/python -m pytest
 
 lint: setup
