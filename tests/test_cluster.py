@@ -120,6 +120,7 @@ TUNE_SCRIPT = textwrap.dedent(
         raise_on_failed_trial=False,
     )
     failed = [open(t.error_file).read()[-500:] for t in analysis.trials if t.status != "TERMINATED"]
+    ray.shutdown()  # load_policy builds an env here, in the driver: it is no cluster record
     policy = load_policy(analysis.trials[0].checkpoint.path) if not failed else None
     print(json.dumps({"trials": len(analysis.trials), "failed": failed, "acts": policy is not None}))
     """
