@@ -7,14 +7,17 @@ reaches 475 (see benchmarks/race.py for how runs are timed).
 
 Contenders:
   rlsweep tuned      our CartPole settings, sampling in-process (num_workers=0)
-  rlsweep tuned 1w   the same with one rollout worker actor (Ray)
+  rlsweep tuned 1w sync  the same with one rollout worker actor (Ray), learner and worker
+                     taking turns (async_sampling: false)
+  rlsweep tuned 1w async  one worker filling the buffer while the learner takes its
+                     gradient steps (the ratio of gradient steps to env steps kept on average)
   rlsweep zoo        our DQN with rl-baselines3-zoo's CartPole hyperparameters
   sb3 zoo            Stable-Baselines3 DQN with rl-baselines3-zoo's CartPole hyperparameters
 """
 
 from __future__ import annotations
 
-from race import Run, run_race, train_rlsweep, train_sb3
+from race import Rlsweep, Run, run_race, train_sb3
 
 ENV = "CartPole-v1"
 TARGET = 475.0
@@ -69,20 +72,7 @@ RLSWEEP_ZOO = {
 PER_ROUND = {"env": ENV, "timesteps_per_iteration": 1}
 
 
-def rlsweep_tuned(seed: int, max_steps: int) -> Run:
-    return train_rlsweep("rlsweep tuned", "DQN", {**RLSWEEP_TUNED, **PER_ROUND}, TARGET, seed, max_steps)
-
-
-def rlsweep_tuned_1w(seed: int, max_steps: int) -> Run:
-    config = {**RLSWEEP_TUNED, **PER_ROUND, "num_workers": 1}
-    return train_rlsweep("rlsweep tuned 1w", "DQN", config, TARGET, seed, max_steps)
-
-
-def rlsweep_zoo(seed: int, max_steps: int) -> Run:
-    return train_rlsweep("rlsweep zoo", "DQN", {**RLSWEEP_ZOO, **PER_ROUND}, TARGET, seed, max_steps)
-
-
-def sb3_zoo(seed: int, max_steps: int) -> Run:
+def sb3_zoo(contender: str, seed: int, max_steps: int) -> Run:
     # SB3 decays epsilon over a fraction of `total_timesteps`: keep the zoo's 8000 steps of
     # decay while giving SB3 the same step budget as the other contenders.
     exploration_fraction = ZOO["exploration_fraction"] * ZOO_TIMESTEPS / max_steps
@@ -96,14 +86,15 @@ def sb3_zoo(seed: int, max_steps: int) -> Run:
     return train_sb3(make_model, TARGET, seed, max_steps)
 
 
+CONTENDERS = {
+    "rlsweep tuned": Rlsweep("DQN", {**RLSWEEP_TUNED, **PER_ROUND}, TARGET),
+    "rlsweep tuned 1w sync": Rlsweep(
+        "DQN", {**RLSWEEP_TUNED, **PER_ROUND, "num_workers": 1, "async_sampling": False}, TARGET
+    ),
+    "rlsweep tuned 1w async": Rlsweep("DQN", {**RLSWEEP_TUNED, **PER_ROUND, "num_workers": 1}, TARGET),
+    "rlsweep zoo": Rlsweep("DQN", {**RLSWEEP_ZOO, **PER_ROUND}, TARGET),
+    "sb3 zoo": sb3_zoo,
+}
+
 if __name__ == "__main__":
-    run_race(
-        __doc__,
-        {
-            "rlsweep tuned": rlsweep_tuned,
-            "rlsweep tuned 1w": rlsweep_tuned_1w,
-            "rlsweep zoo": rlsweep_zoo,
-            "sb3 zoo": sb3_zoo,
-        },
-        default_max_steps=100_000,
-    )
+    run_race(__doc__, CONTENDERS, default_max_steps=100_000)

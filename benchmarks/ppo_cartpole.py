@@ -6,15 +6,19 @@ Every contender trains until the mean return of its last 20 episodes first reach
     python benchmarks/ppo_cartpole.py --seeds 5
 
 Contenders:
-  rlsweep tuned      our CartPole settings, sampling in-process (num_workers=0)
-  rlsweep tuned 1w   the same with one rollout worker actor (Ray)
-  rlsweep zoo        our PPO with rl-baselines3-zoo's CartPole hyperparameters
-  sb3 zoo            Stable-Baselines3 PPO with rl-baselines3-zoo's CartPole hyperparameters
+  rlsweep tuned            our CartPole settings, sampling in-process (num_workers=0)
+  rlsweep tuned 1w sync    the same with one rollout worker actor (Ray), learner and worker
+                           taking turns (async_sampling: false)
+  rlsweep tuned 1w async   one worker sampling the next rollout while the learner updates
+  rlsweep tuned 2w async   two workers, each rollout consumed as it arrives
+  rlsweep zoo              our PPO with rl-baselines3-zoo's CartPole hyperparameters, exactly
+                           (learning rate and clip range annealed to 0, as the zoo's lin_ schedules)
+  sb3 zoo                  Stable-Baselines3 PPO with rl-baselines3-zoo's CartPole hyperparameters
 """
 
 from __future__ import annotations
 
-from race import Run, run_race, train_rlsweep, train_sb3
+from race import Rlsweep, Run, run_race, train_sb3
 
 ENV = "CartPole-v1"
 TARGET = 475.0
@@ -51,29 +55,16 @@ RLSWEEP_ZOO = {
     "ent_coef": ZOO["ent_coef"],
     "lr": ZOO["learning_rate"],
     "lr_anneal_timesteps": ZOO_TIMESTEPS,
-    "clip_range": ZOO["clip_range"],  # rlsweep keeps the clip range constant
+    "clip_range": ZOO["clip_range"],
+    "clip_range_anneal_timesteps": ZOO_TIMESTEPS,
 }
-
-
-def rlsweep_tuned(seed: int, max_steps: int) -> Run:
-    return train_rlsweep("rlsweep tuned", "PPO", RLSWEEP_TUNED, TARGET, seed, max_steps)
-
-
-def rlsweep_tuned_1w(seed: int, max_steps: int) -> Run:
-    return train_rlsweep(
-        "rlsweep tuned 1w", "PPO", {**RLSWEEP_TUNED, "num_workers": 1}, TARGET, seed, max_steps
-    )
-
-
-def rlsweep_zoo(seed: int, max_steps: int) -> Run:
-    return train_rlsweep("rlsweep zoo", "PPO", RLSWEEP_ZOO, TARGET, seed, max_steps)
 
 
 def linear_schedule(initial: float):
     return lambda progress_remaining: progress_remaining * initial
 
 
-def sb3_zoo(seed: int, max_steps: int) -> Run:
+def sb3_zoo(contender: str, seed: int, max_steps: int) -> Run:
     def make_model():
         from stable_baselines3 import PPO
         from stable_baselines3.common.env_util import make_vec_env
@@ -87,14 +78,16 @@ def sb3_zoo(seed: int, max_steps: int) -> Run:
     return train_sb3(make_model, TARGET, seed, min(max_steps, ZOO_TIMESTEPS))
 
 
+CONTENDERS = {
+    "rlsweep tuned": Rlsweep("PPO", RLSWEEP_TUNED, TARGET),
+    "rlsweep tuned 1w sync": Rlsweep(
+        "PPO", {**RLSWEEP_TUNED, "num_workers": 1, "async_sampling": False}, TARGET
+    ),
+    "rlsweep tuned 1w async": Rlsweep("PPO", {**RLSWEEP_TUNED, "num_workers": 1}, TARGET),
+    "rlsweep tuned 2w async": Rlsweep("PPO", {**RLSWEEP_TUNED, "num_workers": 2}, TARGET),
+    "rlsweep zoo": Rlsweep("PPO", RLSWEEP_ZOO, TARGET),
+    "sb3 zoo": sb3_zoo,
+}
+
 if __name__ == "__main__":
-    run_race(
-        __doc__,
-        {
-            "rlsweep tuned": rlsweep_tuned,
-            "rlsweep tuned 1w": rlsweep_tuned_1w,
-            "rlsweep zoo": rlsweep_zoo,
-            "sb3 zoo": sb3_zoo,
-        },
-        default_max_steps=300_000,
-    )
+    run_race(__doc__, CONTENDERS, default_max_steps=300_000)

@@ -4,7 +4,12 @@ Each contender trains in a fresh process (so peak memory is its own) until the m
 of its last WINDOW training episodes first reaches the target, or its step budget runs out.
 Wall time starts when the agent is built: imports are excluded, and so is Ray's start-up,
 which a sweep pays once. The script prints a row per run as it finishes, then medians per
-contender with the ratio of Stable-Baselines3's median wall time to each contender's.
+contender with three ratios: Stable-Baselines3's median wall time to each contender's, and
+each contender's env steps/s against Stable-Baselines3's and against the first contender's
+(in the algorithm benchmarks, rlsweep sampling in its own process).
+
+A contender is data: `Rlsweep(algorithm, config)`, or a module-level function
+`(contender, seed, max_steps) -> Run` for a peer library.
 """
 
 from __future__ import annotations
@@ -38,6 +43,22 @@ class Run:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+Contender = Callable[[str, int, int], Run]
+"""Called as contender(name, seed, max_steps) in a fresh process."""
+
+
+@dataclass(frozen=True)
+class Rlsweep:
+    """An rlsweep trainable with `config`, raced to `target` (picklable into the run's process)."""
+
+    algorithm: str
+    config: dict[str, Any]
+    target: float
+
+    def __call__(self, contender: str, seed: int, max_steps: int) -> Run:
+        return train_rlsweep(contender, self.algorithm, self.config, self.target, seed, max_steps)
 
 
 def train_rlsweep(
@@ -111,13 +132,10 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def run_race(
-    description: str, contenders: dict[str, Callable[[int, int], Run]], default_max_steps: int
-) -> None:
+def run_race(description: str, contenders: dict[str, Contender], default_max_steps: int) -> None:
     """Parse the benchmark's command line, run every (seed, contender) pair, print the tables.
 
-    `contenders` maps names to module-level functions `(seed, max_steps) -> Run` (they are
-    pickled into a fresh spawned process per run).
+    `contenders` maps names to contenders, each pickled into a fresh spawned process per run.
     """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,31 +152,40 @@ def run_race(
 
     runs: list[Run] = []
     context = multiprocessing.get_context("spawn")
-    print(f"{'contender':<18} {'seed':>4} {'wall s':>8} {'steps':>9} {'steps/s':>9} {'peak MB':>8}")
+    print(f"{'contender':<24} {'seed':>4} {'wall s':>8} {'steps':>9} {'steps/s':>9} {'peak MB':>8}")
     for seed in range(args.seeds):
         for name in args.contenders:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                run = pool.submit(contenders[name], seed, args.max_steps).result()
+                run = pool.submit(contenders[name], name, seed, args.max_steps).result()
             runs.append(run)
             print(
-                f"{run.contender:<18} {run.seed:>4} {_fmt(run.wall_s, 2):>8} {_fmt(run.steps, 0):>9} "
+                f"{run.contender:<24} {run.seed:>4} {_fmt(run.wall_s, 2):>8} {_fmt(run.steps, 0):>9} "
                 f"{_fmt(run.steps_per_s, 0):>9} {_fmt(run.peak_rss_mb, 0):>8}",
                 flush=True,
             )
 
     print("\nMedians over seeds (a run that missed the target counts as infinitely slow)")
+    first = args.contenders[0]
     print(
-        f"{'contender':<18} {'reached':>7} {'wall s':>8} {'steps':>9} {'steps/s':>9} {'peak MB':>8} "
-        f"{'SB3/this wall':>14}"
+        f"{'contender':<24} {'reached':>7} {'wall s':>8} {'steps':>9} {'steps/s':>9} {'peak MB':>8} "
+        f"{'SB3/this wall':>14} {'steps/s vs SB3':>15} {'vs ' + first:>{max(12, len(first) + 3)}}"
     )
+
+    def median_steps_per_s(name: str) -> float | None:
+        mine = [r.steps_per_s for r in runs if r.contender == name]
+        return statistics.median(mine) if mine else None
+
     baseline_wall = _median_or_none([r.wall_s for r in runs if r.contender == BASELINE])
+    baseline_rate, first_rate = median_steps_per_s(BASELINE), median_steps_per_s(first)
     for name in args.contenders:
         mine = [r for r in runs if r.contender == name]
         wall = _median_or_none([r.wall_s for r in mine])
-        ratio = baseline_wall / wall if baseline_wall and wall else None
+        rate = median_steps_per_s(name)
+        wall_ratio = baseline_wall / wall if baseline_wall and wall else None
+        rate_ratio = rate / baseline_rate if baseline_rate else None
         print(
-            f"{name:<18} {sum(r.wall_s is not None for r in mine):>3}/{len(mine):<3} {_fmt(wall, 2):>8} "
-            f"{_fmt(_median_or_none([r.steps for r in mine]), 0):>9} "
-            f"{_fmt(statistics.median(r.steps_per_s for r in mine), 0):>9} "
-            f"{_fmt(statistics.median(r.peak_rss_mb for r in mine), 0):>8} {_fmt(ratio, 2):>14}"
+            f"{name:<24} {sum(r.wall_s is not None for r in mine):>3}/{len(mine):<3} {_fmt(wall, 2):>8} "
+            f"{_fmt(_median_or_none([r.steps for r in mine]), 0):>9} {_fmt(rate, 0):>9} "
+            f"{_fmt(statistics.median(r.peak_rss_mb for r in mine), 0):>8} {_fmt(wall_ratio, 2):>14} "
+            f"{_fmt(rate_ratio, 2):>15} {_fmt(rate / first_rate, 2):>{max(12, len(first) + 3)}}"
         )

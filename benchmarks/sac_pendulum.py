@@ -7,14 +7,17 @@ reaches -200 (see benchmarks/race.py for how runs are timed).
 
 Contenders:
   rlsweep tuned      our Pendulum settings, sampling in-process (num_workers=0)
-  rlsweep tuned 1w   the same with one rollout worker actor (Ray)
+  rlsweep tuned 1w sync  the same with one rollout worker actor (Ray), learner and worker
+                     taking turns (async_sampling: false)
+  rlsweep tuned 1w async  one worker filling the buffer while the learner takes its
+                     gradient steps (the ratio of gradient steps to env steps kept on average)
   rlsweep zoo        our SAC with rl-baselines3-zoo's Pendulum hyperparameters
   sb3 zoo            Stable-Baselines3 SAC with rl-baselines3-zoo's Pendulum hyperparameters
 """
 
 from __future__ import annotations
 
-from race import Run, run_race, train_rlsweep, train_sb3
+from race import Rlsweep, Run, run_race, train_sb3
 
 ENV = "Pendulum-v1"
 TARGET = -200.0
@@ -49,20 +52,7 @@ RLSWEEP_ZOO = {
 PER_EPISODE = {"env": ENV, "timesteps_per_iteration": 200}
 
 
-def rlsweep_tuned(seed: int, max_steps: int) -> Run:
-    return train_rlsweep("rlsweep tuned", "SAC", {**RLSWEEP_TUNED, **PER_EPISODE}, TARGET, seed, max_steps)
-
-
-def rlsweep_tuned_1w(seed: int, max_steps: int) -> Run:
-    config = {**RLSWEEP_TUNED, **PER_EPISODE, "num_workers": 1}
-    return train_rlsweep("rlsweep tuned 1w", "SAC", config, TARGET, seed, max_steps)
-
-
-def rlsweep_zoo(seed: int, max_steps: int) -> Run:
-    return train_rlsweep("rlsweep zoo", "SAC", {**RLSWEEP_ZOO, **PER_EPISODE}, TARGET, seed, max_steps)
-
-
-def sb3_zoo(seed: int, max_steps: int) -> Run:
+def sb3_zoo(contender: str, seed: int, max_steps: int) -> Run:
     def make_model():
         from stable_baselines3 import SAC
 
@@ -71,14 +61,15 @@ def sb3_zoo(seed: int, max_steps: int) -> Run:
     return train_sb3(make_model, TARGET, seed, min(max_steps, ZOO_TIMESTEPS))
 
 
+CONTENDERS = {
+    "rlsweep tuned": Rlsweep("SAC", {**RLSWEEP_TUNED, **PER_EPISODE}, TARGET),
+    "rlsweep tuned 1w sync": Rlsweep(
+        "SAC", {**RLSWEEP_TUNED, **PER_EPISODE, "num_workers": 1, "async_sampling": False}, TARGET
+    ),
+    "rlsweep tuned 1w async": Rlsweep("SAC", {**RLSWEEP_TUNED, **PER_EPISODE, "num_workers": 1}, TARGET),
+    "rlsweep zoo": Rlsweep("SAC", {**RLSWEEP_ZOO, **PER_EPISODE}, TARGET),
+    "sb3 zoo": sb3_zoo,
+}
+
 if __name__ == "__main__":
-    run_race(
-        __doc__,
-        {
-            "rlsweep tuned": rlsweep_tuned,
-            "rlsweep tuned 1w": rlsweep_tuned_1w,
-            "rlsweep zoo": rlsweep_zoo,
-            "sb3 zoo": sb3_zoo,
-        },
-        default_max_steps=20_000,
-    )
+    run_race(__doc__, CONTENDERS, default_max_steps=20_000)
