@@ -34,14 +34,18 @@ def _trained(algorithm, config, checkpoint_dir, iterations=2):
 
 def test_dqn_on_box_actions_names_the_env_and_the_space():
     with pytest.raises(
-        ConfigError, match=r"env 'Pendulum-v1' has action space Box\(.*\), which DQN cannot act in \(DQN needs Discrete actions\); use PPO or SAC"
+        ConfigError,
+        match=r"env 'Pendulum-v1' has action space Box\(.*\), which DQN cannot act in "
+        r"\(DQN needs Discrete actions\); use PPO or SAC",
     ):
         DQN(config={"env": "Pendulum-v1"})
 
 
 def test_sac_on_discrete_actions_names_the_env_and_the_space():
     with pytest.raises(
-        ConfigError, match=r"env 'CartPole-v1' has action space Discrete\(2\), which SAC cannot act in \(SAC needs Box actions\); use PPO or DQN"
+        ConfigError,
+        match=r"env 'CartPole-v1' has action space Discrete\(2\), which SAC cannot act in "
+        r"\(SAC needs Box actions\); use PPO or DQN",
     ):
         SAC(config={"env": "CartPole-v1"})
 

@@ -63,9 +63,8 @@ def test_an_env_that_always_raises_fails_the_trial_naming_env_and_exception(tmp_
     config = {**QUICK, "env": "faulty_envs:RaisingCartPole-v0", "num_workers": 1, "max_worker_restarts": 1}
     trial = _run(PPO, config, tmp_path)
     assert trial.status == "ERROR"
-    assert "env 'faulty_envs:RaisingCartPole-v0' raised RuntimeError in step(): simulated physics crash" in _error_text(
-        trial
-    )
+    expected = "env 'faulty_envs:RaisingCartPole-v0' raised RuntimeError in step(): simulated physics crash"
+    assert expected in _error_text(trial)
 
 
 def test_nan_observations_fail_the_trial_with_the_reason(tmp_path):
