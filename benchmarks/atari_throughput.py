@@ -25,19 +25,17 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 FRAME_SKIP = 4
 
 
-def raw_native(env_id: str, num_envs: int, steps: int) -> float:
-    """Env steps/s of the vector env rlsweep builds, stepping random actions."""
+def random_action_rate(env: Any, num_envs: int, steps: int) -> float:
+    """Env steps/s of a vector env stepping random actions, after 20 warm-up steps; closes it."""
     import numpy as np
 
-    from rlsweep.trainables.envs import make_vector_env
-
-    env = make_vector_env(env_id, num_envs)
     env.reset(seed=0)
     actions = np.random.default_rng(0).integers(0, env.single_action_space.n, (steps + 20, num_envs))
     for action in actions[:20]:
@@ -48,6 +46,14 @@ def raw_native(env_id: str, num_envs: int, steps: int) -> float:
     rate = steps * num_envs / (time.perf_counter() - start)
     env.close()
     return rate
+
+
+def raw_native(env_id: str, num_envs: int, steps: int) -> float:
+    """Env steps/s of the vector env rlsweep builds, stepping random actions."""
+    from rlsweep.trainables.envs import make_vector_env
+
+    env = make_vector_env(env_id, num_envs)
+    return random_action_rate(env, num_envs, steps)
 
 
 def raw_native_in_processes(env_id: str, num_envs: int, steps: int, processes: int) -> float:
@@ -65,7 +71,6 @@ def raw_gymnasium_wrappers(env_id: str, num_envs: int, steps: int) -> float | No
         return None
     import ale_py
     import gymnasium as gym
-    import numpy as np
 
     gym.register_envs(ale_py)
 
@@ -75,16 +80,7 @@ def raw_gymnasium_wrappers(env_id: str, num_envs: int, steps: int) -> float | No
         return gym.wrappers.FrameStackObservation(env, 4)
 
     env = gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
-    env.reset(seed=0)
-    actions = np.random.default_rng(0).integers(0, env.single_action_space.n, (steps + 20, num_envs))
-    for action in actions[:20]:
-        env.step(action)
-    start = time.perf_counter()
-    for action in actions[20:]:
-        env.step(action)
-    rate = steps * num_envs / (time.perf_counter() - start)
-    env.close()
-    return rate
+    return random_action_rate(env, num_envs, steps)
 
 
 def rlsweep_sampler(env_id: str, num_envs: int, steps: int, num_workers: int, rounds: int) -> float:
