@@ -3,7 +3,10 @@
 Each contender trains in a fresh process (so peak memory is its own) until the mean return
 of its last WINDOW training episodes first reaches the target, or its step budget runs out.
 Wall time starts when the agent is built: imports are excluded, and so is Ray's start-up,
-which a sweep pays once. The script prints a row per run as it finishes, then medians per
+which a sweep pays once. "start s" is the time to build the agent and finish its first
+iteration (for rlsweep with workers, their actors' start-up: a process each, importing torch);
+env steps/s are counted after it, so they measure training, not starting; the wall time to
+the target includes it. The script prints a row per run as it finishes, then medians per
 contender with three ratios: Stable-Baselines3's median wall time to each contender's, and
 each contender's env steps/s against Stable-Baselines3's and against the first contender's
 (in the algorithm benchmarks, rlsweep sampling in its own process).
@@ -37,12 +40,19 @@ class Run:
     seed: int
     wall_s: float | None  # to the target; None if not reached
     steps: int | None  # env steps to the target
-    steps_per_s: float  # over the whole run
+    start_s: float  # building the agent and its first iteration
+    steps_per_s: float  # after the start
     peak_rss_mb: float
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def steps_per_s_after(start: tuple[float, int], elapsed: float, steps: int) -> float:
+    """The env-step rate from `start` (seconds, steps) to the end of the run."""
+    start_s, start_steps = start
+    return (steps - start_steps) / (elapsed - start_s) if elapsed > start_s else steps / elapsed
 
 
 Contender = Callable[[str, int, int], Run]
@@ -79,8 +89,10 @@ def train_rlsweep(
     start = time.perf_counter()
     algo = get_algorithm(algorithm)(config=config)
     reached: tuple[float, int] | None = None
+    first: tuple[float, int] | None = None
     while algo.timesteps_total < max_steps:
         algo.train()
+        first = first or (time.perf_counter() - start, algo.timesteps_total)
         last = list(algo.recent_returns[0])[-WINDOW:]
         if len(last) == WINDOW and np.mean(last) >= target:
             reached = (time.perf_counter() - start, algo.timesteps_total)
@@ -88,7 +100,15 @@ def train_rlsweep(
     elapsed = time.perf_counter() - start
     steps = algo.timesteps_total
     algo.stop()
-    return Run(contender, seed, *(reached or (None, None)), steps / elapsed, peak_rss_mb())
+    first = first or (elapsed, steps)
+    return Run(
+        contender,
+        seed,
+        *(reached or (None, None)),
+        first[0],
+        steps_per_s_after(first, elapsed, steps),
+        peak_rss_mb(),
+    )
 
 
 def train_sb3(make_model: Callable[[], Any], target: float, seed: int, total_timesteps: int) -> Run:
@@ -101,6 +121,10 @@ def train_sb3(make_model: Callable[[], Any], target: float, seed: int, total_tim
 
     class StopAtTarget(BaseCallback):
         reached: tuple[float, int] | None = None
+        first: tuple[float, int] | None = None
+
+        def _on_rollout_end(self) -> None:
+            self.first = self.first or (time.perf_counter() - start, self.num_timesteps)
 
         def _on_step(self) -> bool:
             buffer = self.model.ep_info_buffer
@@ -114,8 +138,14 @@ def train_sb3(make_model: Callable[[], Any], target: float, seed: int, total_tim
     callback = StopAtTarget()
     model.learn(total_timesteps=total_timesteps, callback=callback)
     elapsed = time.perf_counter() - start
+    first = callback.first or (elapsed, model.num_timesteps)
     return Run(
-        BASELINE, seed, *(callback.reached or (None, None)), model.num_timesteps / elapsed, peak_rss_mb()
+        BASELINE,
+        seed,
+        *(callback.reached or (None, None)),
+        first[0],
+        steps_per_s_after(first, elapsed, model.num_timesteps),
+        peak_rss_mb(),
     )
 
 
@@ -152,7 +182,10 @@ def run_race(description: str, contenders: dict[str, Contender], default_max_ste
 
     runs: list[Run] = []
     context = multiprocessing.get_context("spawn")
-    print(f"{'contender':<24} {'seed':>4} {'wall s':>8} {'steps':>9} {'steps/s':>9} {'peak MB':>8}")
+    print(
+        f"{'contender':<24} {'seed':>4} {'wall s':>8} {'steps':>9} "
+        f"{'start s':>8} {'steps/s':>9} {'peak MB':>8}"
+    )
     for seed in range(args.seeds):
         for name in args.contenders:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
@@ -160,14 +193,15 @@ def run_race(description: str, contenders: dict[str, Contender], default_max_ste
             runs.append(run)
             print(
                 f"{run.contender:<24} {run.seed:>4} {_fmt(run.wall_s, 2):>8} {_fmt(run.steps, 0):>9} "
-                f"{_fmt(run.steps_per_s, 0):>9} {_fmt(run.peak_rss_mb, 0):>8}",
+                f"{_fmt(run.start_s, 2):>8} {_fmt(run.steps_per_s, 0):>9} {_fmt(run.peak_rss_mb, 0):>8}",
                 flush=True,
             )
 
     print("\nMedians over seeds (a run that missed the target counts as infinitely slow)")
     first = args.contenders[0]
     print(
-        f"{'contender':<24} {'reached':>7} {'wall s':>8} {'steps':>9} {'steps/s':>9} {'peak MB':>8} "
+        f"{'contender':<24} {'reached':>7} {'wall s':>8} {'steps':>9} "
+        f"{'start s':>8} {'steps/s':>9} {'peak MB':>8} "
         f"{'SB3/this wall':>14} {'steps/s vs SB3':>15} {'vs ' + first:>{max(12, len(first) + 3)}}"
     )
 
@@ -185,7 +219,8 @@ def run_race(description: str, contenders: dict[str, Contender], default_max_ste
         rate_ratio = rate / baseline_rate if baseline_rate else None
         print(
             f"{name:<24} {sum(r.wall_s is not None for r in mine):>3}/{len(mine):<3} {_fmt(wall, 2):>8} "
-            f"{_fmt(_median_or_none([r.steps for r in mine]), 0):>9} {_fmt(rate, 0):>9} "
+            f"{_fmt(_median_or_none([r.steps for r in mine]), 0):>9} "
+            f"{_fmt(statistics.median(r.start_s for r in mine), 2):>8} {_fmt(rate, 0):>9} "
             f"{_fmt(statistics.median(r.peak_rss_mb for r in mine), 0):>8} {_fmt(wall_ratio, 2):>14} "
             f"{_fmt(rate_ratio, 2):>15} {_fmt(rate / first_rate, 2):>{max(12, len(first) + 3)}}"
         )
