@@ -12,6 +12,7 @@ score of its evaluation history (`rlsweep.experiments.score`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,7 +21,7 @@ import numpy as np
 from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS, EPISODES_TOTAL, TIMESTEPS_TOTAL
 
-from rlsweep.experiments.score import ScoreHistory, ScoreSpec
+from rlsweep.experiments.score import SCORE_KEY, ScoreHistory, ScoreSpec
 from rlsweep.trainables import Algorithm
 
 ScoreRange = tuple[float, float]
@@ -71,7 +72,9 @@ class Objective(tune.Trainable):
         result = results[next(iter(results))] if len(results) == 1 else self._combine(results)
         if evaluates:
             self.history.record(result)
-        return {**result, **self.history.scores()}
+        # Tune wants the search's metric in every result; before the metric has a value (no
+        # episode has ended yet, as early in a Pong trial) the score is NaN, as the metric is.
+        return {**result, SCORE_KEY: math.nan, **self.history.scores()}
 
     def _evaluates_now(self) -> bool:
         """Whether this iteration measures the metric anew: evaluation metrics every

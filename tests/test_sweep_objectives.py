@@ -98,3 +98,21 @@ def test_rlsweep_test_retests_a_finished_sweep_and_rewrites_its_best_config(fini
     header = (sweep_dir / "best_config.yaml").read_text().splitlines()[1]
     assert header.startswith("# chosen on 3 held-out test seeds")
     assert yaml.safe_load((sweep_dir / "best_config.yaml").read_text())["algorithm"] == "PPO"
+
+
+def test_a_trial_whose_first_iterations_end_no_episode_reports_a_nan_score_until_one_does(tmp_path):
+    text = (
+        "name: long_episodes\n"
+        "env: Pendulum-v1\n"  # every episode is 200 steps; an iteration here is 64
+        "search_space: fixed\n"
+        "config: {num_envs_per_worker: 1, rollout_length: 64, minibatch_size: 32, evaluation_interval: 0}\n"
+        "metric: episode_return_mean\n"
+        "num_samples: 1\n"
+        "stop: {training_iteration: 5}\n"
+    )
+    assert _sweep(tmp_path, text) == 0
+    (sweep_dir,) = (tmp_path / "long_episodes").iterdir()
+    (row,) = pd.read_csv(sweep_dir / "trials.csv").to_dict("records")
+    progress = pd.read_csv(sweep_dir / f"PPO_{row['trial_id']}" / "progress.csv")
+    assert progress["score"].head(3).isna().all() and progress["episode_return_mean"].head(3).isna().all()
+    assert row["score"] == pytest.approx(progress["episode_return_mean"].iloc[-1])
