@@ -160,5 +160,7 @@ def describe(config: HeldOutResult, target: float | None) -> str:
     per_seed = ", ".join(f"{score:.2f}" for score in config.seed_scores)
     line = f"test mean {config.mean:.2f} (95% CI {low:.2f} to {high:.2f}); per seed: {per_seed}"
     if target is not None and config.reached_target is not None:
-        line += f"; {config.reached_target}/{len(config.seed_scores)} seeds reached {target:g}"
+        line += (
+            f"; {config.reached_target}/{len(config.seed_scores)} seeds reached {target:g} at some evaluation"
+        )
     return line
