@@ -50,7 +50,7 @@ def random_action_rate(env: Any, num_envs: int, steps: int) -> float:
 
 def raw_native(env_id: str, num_envs: int, steps: int) -> float:
     """Env steps/s of the vector env rlsweep builds, stepping random actions."""
-    from rlsweep.trainables.envs import make_vector_env
+    from rlsweep.trainables.envs.build import make_vector_env
 
     env = make_vector_env(env_id, num_envs)
     return random_action_rate(env, num_envs, steps)
@@ -90,10 +90,10 @@ def rlsweep_sampler(env_id: str, num_envs: int, steps: int, num_workers: int, ro
     torch.set_num_threads(1)
     import functools
 
-    from rlsweep.trainables.envs import env_spaces
-    from rlsweep.trainables.policy import ActorCriticPolicy
+    from rlsweep.trainables.envs.build import env_spaces
+    from rlsweep.trainables.models.policy import ActorCriticPolicy
     from rlsweep.trainables.ppo import PPOConfig
-    from rlsweep.trainables.worker_group import WorkerGroup
+    from rlsweep.trainables.sampling.worker_group import WorkerGroup
 
     config = PPOConfig(env=env_id, hidden_sizes=(512,), activation="relu", num_envs_per_worker=num_envs)
     observation_space, action_space = env_spaces(env_id)

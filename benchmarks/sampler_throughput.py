@@ -18,10 +18,10 @@ import time
 import numpy as np
 import torch
 
-from rlsweep.trainables.envs import env_spaces, make_vector_env
-from rlsweep.trainables.policy import ActorCriticPolicy
+from rlsweep.trainables.envs.build import env_spaces, make_vector_env
+from rlsweep.trainables.models.policy import ActorCriticPolicy
 from rlsweep.trainables.ppo import PPOConfig
-from rlsweep.trainables.rollout_worker import RolloutWorker
+from rlsweep.trainables.sampling.rollout_worker import RolloutWorker
 
 ENV = "CartPole-v1"
 ROLLOUT_LENGTH = 64

@@ -35,9 +35,9 @@ def main() -> None:
 
     import ray
 
-    from rlsweep.experiments.experiment import load_experiment
-    from rlsweep.experiments.outcome import Ending
-    from rlsweep.experiments.runner import run_experiment
+    from rlsweep.experiment.files import load_experiment
+    from rlsweep.pipeline.runner import run_experiment
+    from rlsweep.results.trials import Ending
 
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     started = time.perf_counter()

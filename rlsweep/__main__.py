@@ -2,6 +2,6 @@
 
 import sys
 
-from rlsweep.experiments.cli import main
+from rlsweep.cli import main
 
 sys.exit(main())

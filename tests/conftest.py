@@ -63,7 +63,7 @@ tested on 2 held-out seeds each."""
 @pytest.fixture(scope="session")
 def finished_sweep(tmp_path_factory, ray_session):
     """The sweep folder of one real tiny sweep through the CLI, with MLflow in SQLite."""
-    from rlsweep.experiments.cli import main
+    from rlsweep.cli import main
 
     results = tmp_path_factory.mktemp("results")
     assert main(["sweep", "cartpole_ppo", *TINY_SWEEP, "--results-dir", str(results)]) == 0

@@ -8,10 +8,10 @@ from ray import tune
 
 pytest.importorskip("ale_py", reason='Atari needs ale-py: pip install "rlsweep[atari]"')
 
-from rlsweep.experiments.experiment import load_experiment
+from rlsweep.experiment.files import load_experiment
 from rlsweep.trainables import DQN, PPO, ConfigError
-from rlsweep.trainables.atari import AtariConfig, AtariGames
-from rlsweep.trainables.envs import env_spaces, episode_stats, make_vector_env
+from rlsweep.trainables.envs.atari import AtariConfig, AtariGames
+from rlsweep.trainables.envs.build import env_spaces, episode_stats, make_vector_env
 
 PONG = "ALE/Pong-v5"
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rlsweep.experiments.cli import main
+from rlsweep.cli import main
 
 
 def test_sweep_records_every_trial_in_the_optuna_study(finished_sweep):
@@ -42,9 +42,9 @@ def test_trials_table_holds_the_test_result_of_each_tested_config(finished_sweep
 
 
 def test_summary_lists_every_tested_config_and_marks_the_best(finished_sweep):
-    from rlsweep.experiments.runner import read_outcome
-    from rlsweep.experiments.summary import print_summary
-    from rlsweep.experiments.sweep_folder import SweepFolder
+    from rlsweep.pipeline.runner import read_outcome
+    from rlsweep.report.summary import print_summary
+    from rlsweep.results.sweep_folder import SweepFolder
 
     out = io.StringIO()
     print_summary(read_outcome(SweepFolder(finished_sweep)), out)
@@ -57,9 +57,9 @@ def test_summary_lists_every_tested_config_and_marks_the_best(finished_sweep):
 
 
 def test_test_trials_train_on_seeds_no_tuning_trial_used(finished_sweep):
-    from rlsweep.experiments.runner import read_outcome
-    from rlsweep.experiments.sweep_folder import SweepFolder
-    from rlsweep.trainables.members import member_seeds
+    from rlsweep.pipeline.runner import read_outcome
+    from rlsweep.results.sweep_folder import SweepFolder
+    from rlsweep.trainables.seeds import member_seeds
 
     outcome = read_outcome(SweepFolder(finished_sweep))
     tuning = {s for t in outcome.trials for s in member_seeds(t.config["seed"], t.config.get("num_seeds", 1))}
@@ -171,7 +171,7 @@ def test_test_rejects_zero_seeds_with_one_clear_line(finished_sweep, capsys):
 
 
 def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
-    from rlsweep.experiments.cli import tensorboard_logdir
+    from rlsweep.cli.result_commands import tensorboard_logdir
 
     for experiment, stamp in [("a", "20260101-000000"), ("b", "20260102-000000"), ("a", "20260101-120000")]:
         sweep = tmp_path / experiment / stamp
@@ -182,7 +182,7 @@ def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
 
 
 def test_ui_links_to_mlflows_model_training_pages(tmp_path, capsys, monkeypatch):
-    import rlsweep.experiments.cli as cli
+    import rlsweep.cli.result_commands as cli
 
     (tmp_path / "mlflow.db").write_text("")
     monkeypatch.setattr(cli, "_serve", lambda command: 0)

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from rlsweep.experiments.cli import main
-from rlsweep.experiments.experiment import list_experiments
+from rlsweep.cli import main
+from rlsweep.experiment.files import list_experiments
 
 BASE = "name: bad\nstop: {timesteps_total: 1000}\n"
 
@@ -133,7 +133,7 @@ RUN_CASES = textwrap.dedent(
     for module in ("Box2D", "mujoco", "ale_py"):
         sys.modules[module] = None
     import ray
-    from rlsweep.experiments.cli import main
+    from rlsweep.cli import main
 
     cases = json.loads(sys.argv[1])
     results = {}

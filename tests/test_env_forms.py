@@ -11,10 +11,10 @@ import pytest
 import ray
 from ray import tune
 
-from rlsweep.experiments.cli import main
-from rlsweep.experiments.hyperparameters import trial_hyperparameters
+from rlsweep.cli import main
+from rlsweep.experiment.hyperparameters import trial_hyperparameters
 from rlsweep.trainables import PPO, SAC, load_policy
-from rlsweep.trainables.envs import env_label
+from rlsweep.trainables.envs.names import env_label
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlsweep.experiments.experiment import list_experiments, load_experiment, parse_assignment
+from rlsweep.experiment.files import list_experiments, load_experiment, parse_assignment
 from rlsweep.trainables.config import ConfigError
 
 

@@ -4,9 +4,9 @@ back exactly as the env produced it."""
 import numpy as np
 import pytest
 
-from rlsweep.trainables.frame_store import FrameStore
-from rlsweep.trainables.replay_buffer import ReplayBuffer
-from rlsweep.trainables.rollout_worker import Rollout
+from rlsweep.trainables.learning.frame_store import FrameStore
+from rlsweep.trainables.learning.replay_buffer import ReplayBuffer
+from rlsweep.trainables.sampling.rollout import Rollout
 
 STACK, SIZE = 4, 3
 EPISODE_LENGTHS = (5, 1, 7, 3, 9, 2)

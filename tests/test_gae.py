@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rlsweep.trainables.advantages import compute_gae
+from rlsweep.trainables.learning.advantages import compute_gae
 
 GAMMA, LAM = 0.9, 0.5
 

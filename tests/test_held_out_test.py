@@ -5,17 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlsweep.experiments.experiment import HeldOutSpec, experiment_from_dict
-from rlsweep.experiments.held_out_test import (
-    HeldOutResult,
-    HeldOutTest,
-    bootstrap_interval,
-    held_out_configs,
-    held_out_seed,
-)
-from rlsweep.experiments.outcome import Ending, RunOutcome, TrialOutcome
-from rlsweep.experiments.sweep_folder import SweepFolder
-from rlsweep.trainables.members import member_seeds
+from rlsweep.experiment.files import experiment_from_dict
+from rlsweep.experiment.schema import HeldOutSpec
+from rlsweep.pipeline.test_phase import held_out_configs
+from rlsweep.results.held_out import HeldOutResult, HeldOutTest, bootstrap_interval
+from rlsweep.results.outcome import RunOutcome
+from rlsweep.results.sweep_folder import SweepFolder
+from rlsweep.results.trials import Ending, TrialOutcome
+from rlsweep.trainables.seeds import held_out_seed, member_seeds
 
 
 def _experiment(seed: int = 0, num_seeds: int = 1):
@@ -46,7 +43,12 @@ def test_test_configs_are_the_tuned_configs_on_the_test_seeds():
     experiment = _experiment()
     tuned = _trial("a", 1.0, 10, {"lr": 0.01, "seed": 0, "__population_member": 3})
     (config,) = held_out_configs([tuned], experiment, HeldOutSpec(1, 4))
-    assert config == {"lr": 0.01, "seed": held_out_seed(experiment), "num_seeds": 4, "__tuned_trial": "a"}
+    assert config == {
+        "lr": 0.01,
+        "seed": held_out_seed(experiment.seed, experiment.tuning_members),
+        "num_seeds": 4,
+        "__tuned_trial": "a",
+    }
 
 
 def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():

@@ -6,8 +6,9 @@ import torch
 
 from rlsweep import DQN, PPO, SAC, load_policy
 from rlsweep.trainables import SEED_STRIDE
-from rlsweep.trainables.members import aggregate, clip_grad_norm, generators
-from rlsweep.trainables.networks import MemberLinear
+from rlsweep.trainables.learning.optim import clip_grad_norm
+from rlsweep.trainables.models.layers import MemberLinear
+from rlsweep.trainables.seeds import aggregate, generators
 
 PPO_TINY = {
     "env": "CartPole-v1",

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from rlsweep.trainables.dqn import double_q_target
-from rlsweep.trainables.members import generators
-from rlsweep.trainables.networks import CNNSpec, SquashedGaussianActor
-from rlsweep.trainables.observations import ObservationLayout
+from rlsweep.trainables.models.encoders import CNNSpec
+from rlsweep.trainables.models.networks import SquashedGaussianActor
+from rlsweep.trainables.models.observations import ObservationLayout
 from rlsweep.trainables.sac import sac_actor_loss, soft_q_target, temperature_loss, twin_q_loss
+from rlsweep.trainables.seeds import generators
 
 ONE = torch.tensor([1.0])
 ZERO = torch.tensor([0.0])

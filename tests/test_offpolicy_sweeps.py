@@ -4,7 +4,7 @@ import optuna
 import pytest
 import yaml
 
-from rlsweep.experiments.cli import main
+from rlsweep.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

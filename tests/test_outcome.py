@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 from ray.exceptions import RayTaskError
 
-from rlsweep.experiments.experiment import experiment_from_dict
-from rlsweep.experiments.outcome import Ending, RunOutcome, TrialOutcome, failure_reason, trial_ending
-from rlsweep.experiments.sweep_folder import SweepFolder
+from rlsweep.experiment.files import experiment_from_dict
+from rlsweep.results.outcome import RunOutcome
+from rlsweep.results.sweep_folder import SweepFolder
+from rlsweep.results.trials import Ending, TrialOutcome, failure_reason, trial_ending
 from rlsweep.trainables.algorithm import DivergenceError
+from rlsweep.tuning.stop_conditions import StopConditions
 
 EXPERIMENT = experiment_from_dict(
     {
@@ -18,7 +20,7 @@ EXPERIMENT = experiment_from_dict(
         "search_space": "fixed",
     }
 )
-STOP = EXPERIMENT.stop_conditions
+STOP = StopConditions.of(EXPERIMENT)
 
 
 @pytest.mark.parametrize(

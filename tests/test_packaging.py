@@ -37,7 +37,7 @@ def test_the_wheel_puts_only_rlsweep_at_the_top_of_site_packages(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names}
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"rlsweep"}
-    assert "rlsweep/experiments/shipped/cartpole_ppo.yaml" in names
+    assert "rlsweep/experiments/classic/cartpole_ppo.yaml" in names
 
 
 def test_the_installed_wheel_imports_and_runs_beside_a_users_own_experiments_package(wheel, tmp_path):
@@ -51,11 +51,11 @@ def test_the_installed_wheel_imports_and_runs_beside_a_users_own_experiments_pac
     (project / "experiments").mkdir(parents=True)
     (project / "experiments" / "__init__.py").write_text("MINE = True\n")
     probe = (
-        "import experiments, rlsweep, rlsweep.experiments.cli\n"
+        "import experiments, rlsweep, rlsweep.cli\n"
         "from rlsweep import DQN, PPO, SAC, load_policy\n"
         "assert experiments.MINE\n"
         "print(rlsweep.__file__)\n"
-        "print(rlsweep.experiments.cli.__file__)\n"
+        "print(rlsweep.cli.__file__)\n"
     )
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
     imported = subprocess.run(
@@ -66,5 +66,5 @@ def test_the_installed_wheel_imports_and_runs_beside_a_users_own_experiments_pac
         [sys.executable, "-m", "rlsweep", "list"], cwd=project, env=env, capture_output=True, text=True
     )
     assert listing.returncode == 0, listing.stderr
-    assert f"Experiments ({site / 'rlsweep' / 'experiments' / 'shipped'})" in listing.stdout
+    assert f"Experiments ({site / 'rlsweep' / 'experiments'})" in listing.stdout
     assert "cartpole_ppo" in listing.stdout

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from rlsweep.experiments.experiment import load_experiment
+from rlsweep.experiment.files import load_experiment
 from rlsweep.trainables import DQN, PPO, SAC, ConfigError, load_policy
-from rlsweep.trainables.envs import env_spaces
-from rlsweep.trainables.members import generators
-from rlsweep.trainables.networks import ActorCritic, CNNSpec
-from rlsweep.trainables.observations import ObservationLayout
-from rlsweep.trainables.policy import ActorCriticPolicy
+from rlsweep.trainables.envs.build import env_spaces
+from rlsweep.trainables.models.encoders import CNNSpec
+from rlsweep.trainables.models.networks import ActorCritic
+from rlsweep.trainables.models.observations import ObservationLayout
+from rlsweep.trainables.models.policy import ActorCriticPolicy
 from rlsweep.trainables.ppo import PPOConfig
-from rlsweep.trainables.worker_group import WorkerGroup
+from rlsweep.trainables.sampling.worker_group import WorkerGroup
+from rlsweep.trainables.seeds import generators
 
 SMALL_CNN = {"cnn_channels": [8, 16], "cnn_kernels": [3, 3], "cnn_strides": [1, 1]}
 """A CNN for the 10x10 pictures of `image_envs` (the Nature CNN needs 36x36 at least)."""

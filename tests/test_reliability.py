@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from ray import tune
 
 from rlsweep import search_spaces
-from rlsweep.experiments.cli import main
+from rlsweep.cli import main
 from rlsweep.search_spaces.search_space import search_space
 from rlsweep.trainables import PPO
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from rlsweep.trainables.replay_buffer import ReplayBuffer, Transitions
-from rlsweep.trainables.rollout_worker import Rollout
+from rlsweep.trainables.learning.replay_buffer import ReplayBuffer, Transitions
+from rlsweep.trainables.sampling.rollout import Rollout
 
 GAMMA = 0.5
 

@@ -4,8 +4,9 @@ inside the trial from the metric's evaluation history."""
 import pytest
 import torch
 
-from rlsweep.experiments.experiment import experiment_from_dict
-from rlsweep.experiments.score import ScoreHistory, ScoreSpec, score
+from rlsweep.experiment.files import experiment_from_dict
+from rlsweep.experiment.score import ScoreHistory, ScoreSpec, score
+from rlsweep.tuning.objective import objective_for
 
 torch.set_num_threads(1)
 
@@ -72,7 +73,7 @@ def _objective(score_spec: dict, evaluation_interval: int, envs: dict | None = N
             "stop": {"training_iteration": 3},
         }
     )
-    return experiment.objective(config=experiment.fixed_config)
+    return objective_for(experiment)(config=experiment.fixed_config)
 
 
 def test_the_score_counts_an_evaluation_once_not_once_per_iteration():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from rlsweep.trainables.config import ConfigError
-from rlsweep.trainables.distributions import Bernoulli, Categorical, MultiCategorical, action_head
-from rlsweep.trainables.observations import ObservationLayout
+from rlsweep.trainables.models.distributions import Bernoulli, Categorical, MultiCategorical, action_head
+from rlsweep.trainables.models.observations import ObservationLayout
 
 
 def test_discrete_observations_are_one_hot():

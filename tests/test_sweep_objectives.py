@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rlsweep.experiments.cli import main
+from rlsweep.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from rlsweep.experiments.cli import main
+from rlsweep.cli import main
 
 SWEEP = [
     "sweep", "cartpole_ppo",

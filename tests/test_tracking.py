@@ -12,7 +12,7 @@ from conftest import TINY_SWEEP
 from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rlsweep.experiments.cli import main
+from rlsweep.cli import main
 
 
 def _client(sweep_dir: Path) -> MlflowClient:

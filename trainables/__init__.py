@@ -1,26 +1,32 @@
-"""rlsweep's RL algorithms, each a `ray.tune.Trainable`."""
+"""rlsweep's RL algorithms, each a `ray.tune.Trainable`.
+
+algorithm.py          the Tune lifecycle every algorithm shares
+algorithm_config.py   the settings every algorithm has
+ppo.py, dqn.py, sac.py, off_policy.py   each algorithm's config and learner math
+registry.py           algorithm names as experiments spell them
+seeds.py              a trial's seeds: their values, randomness and per-seed results
+envs/                 every env form, resolved, built and checked
+models/               networks, action distributions, observation encoding, the policy
+sampling/             rollout workers (Ray actors or in-process) and evaluation
+learning/             what learners share: advantages, replay, optimizers, devices
+"""
 
 from pathlib import Path
 
-from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig
-from rlsweep.trainables.checkpoint import CheckpointError, read_checkpoint
-from rlsweep.trainables.config import ConfigError
-from rlsweep.trainables.dqn import DQN, DQNConfig
-from rlsweep.trainables.members import SEED_STRIDE
-from rlsweep.trainables.policy import Policy
+# isort: off
+# Each algorithm registers itself on import; this order is the order `rlsweep list` shows.
 from rlsweep.trainables.ppo import PPO, PPOConfig
+from rlsweep.trainables.dqn import DQN, DQNConfig
 from rlsweep.trainables.sac import SAC, SACConfig
 
-ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "DQN": DQN, "SAC": SAC}
-"""Algorithm names as experiment files and the CLI spell them."""
-
-
-def get_algorithm(name: str) -> type[Algorithm]:
-    """The trainable class for `name` (case-insensitive), or a ConfigError listing the choices."""
-    for known, trainable in ALGORITHMS.items():
-        if known.lower() == name.lower():
-            return trainable
-    raise ConfigError(f"unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)}")
+# isort: on
+from rlsweep.trainables.algorithm import Algorithm
+from rlsweep.trainables.algorithm_config import AlgorithmConfig
+from rlsweep.trainables.checkpoint import CheckpointError, read_checkpoint
+from rlsweep.trainables.config import ConfigError
+from rlsweep.trainables.models.policy import Policy
+from rlsweep.trainables.registry import ALGORITHMS, get_algorithm
+from rlsweep.trainables.seeds import SEED_STRIDE
 
 
 def load_policy(checkpoint: str | Path, device: str = "cpu", member: int | None = None) -> Policy:

@@ -1,126 +1,35 @@
-"""What every rlsweep algorithm shares as a Tune Trainable: config, members, workers, metrics,
-evaluation, checkpoints. Subclasses add the learner math in `learn`."""
+"""What every rlsweep algorithm shares as a Tune Trainable: its lifecycle (setup, training
+iterations, evaluation, checkpoints, cleanup) around the learner math subclasses add in
+`learn`."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 from ray import tune
 
-from rlsweep.trainables.checkpoint import checkpoint_file, read_checkpoint, write_checkpoint
-from rlsweep.trainables.config import ConfigError, build_config, check_range
-from rlsweep.trainables.device import learner_device
-from rlsweep.trainables.envs import (
-    EnvReport,
-    EnvSpecifier,
-    check_env,
-    env_label,
-    env_spaces,
-    make_vector_env,
-    publish_gym_registration,
-    resolve_env,
-)
-from rlsweep.trainables.evaluation import evaluate
-from rlsweep.trainables.members import SeedAggregate, aggregate, generators, member_seeds
-from rlsweep.trainables.policy import Policy
-from rlsweep.trainables.rollout_worker import Rollout
-from rlsweep.trainables.spaces import space_names
-from rlsweep.trainables.worker_group import WorkerGroup
-
-Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
-"""Nonlinearities `rlsweep.trainables.networks.mlp` knows."""
-
-EPISODE_WINDOW = 100
-"""Training episode metrics are means over this many most recent episodes, as in SB3."""
-
-MemberMetrics = dict[str, np.ndarray]
-"""Metrics with one value per member, [K] each."""
-
-
-@dataclass
-class AlgorithmConfig:
-    """Settings every algorithm has."""
-
-    env: EnvSpecifier = "CartPole-v1"
-    """A gymnasium id ("some.module:EnvId-v0" imports the module that registers it first), a
-    gymnasium.Env class or factory ("some.module:Name", or the object itself), or a name
-    registered with `ray.tune.registry.register_env`; see `rlsweep.trainables.envs`."""
-    env_config: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of `gymnasium.make` for a gymnasium id (e.g. max_episode_steps); for
-    a class, factory or register_env creator, its one argument (as an EnvContext); for Atari
-    ids the preprocessing (`rlsweep.trainables.atari.AtariConfig`)."""
-    num_workers: int = 0
-    """Rollout worker actors, one CPU each; 0 samples in the trainable's own process."""
-    async_sampling: bool = True
-    """With num_workers >= 1, workers sample the next rollout while the learner updates on
-    the current one, so the learner learns from rollouts of the weights one update older
-    than its own; false alternates sampling and learning and reproduces a seed's run exactly."""
-    num_envs_per_worker: int = 8
-    """Envs each worker steps per member, all members' sharing one policy forward pass per step."""
-    num_gpus: float = 0.0
-    """GPUs for the learner; it falls back to the CPU when CUDA is not available."""
-    seed: int = 0
-    """Seeds every member's weights, envs and exploration, so a config trains the same way twice."""
-    num_seeds: int = 1
-    """Independent agents (members) the trial trains side by side as one batched learner;
-    member i's seed is seed + i * SEED_STRIDE."""
-    seed_aggregate: SeedAggregate = "mean"
-    """How a metric's per-member values become the one Tune reports (each member's value is
-    under seeds/<i>/<key> too): mean, median, iqm (interquartile mean) or min."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Units per hidden layer of each network."""
-    activation: Activation = "tanh"
-    """Nonlinearity between hidden layers."""
-    cnn_channels: tuple[int, ...] = (32, 64, 64)
-    """Output channels of each convolution for image observations (the Nature DQN's)."""
-    cnn_kernels: tuple[int, ...] = (8, 4, 3)
-    """Kernel size of each convolution."""
-    cnn_strides: tuple[int, ...] = (4, 2, 1)
-    """Stride of each convolution."""
-    normalize_obs: bool = False
-    """Standardize vector observations with running statistics (kept in checkpoints)."""
-    evaluation_interval: int = 5
-    """Evaluate every this many iterations, starting with the first; 0 turns evaluation off."""
-    evaluation_num_episodes: int = 10
-    """Deterministic episodes per member per evaluation, on envs separate from the workers."""
-    max_worker_restarts: int = 3
-    """Rollout workers the trial replaces (dead actor, failing env) before it fails itself."""
-    restore_from: str | None = None
-    """An rlsweep checkpoint of this algorithm to continue from (weights, optimizer state,
-    counters) instead of starting from scratch; `rlsweep train --restore` sets it."""
-
-    def validate(self) -> None:
-        resolve_env(self.env)
-        check_range("num_workers", self.num_workers, 0)
-        check_range("num_envs_per_worker", self.num_envs_per_worker, 1)
-        check_range("num_gpus", self.num_gpus, 0)
-        check_range("seed", self.seed, 0)
-        check_range("num_seeds", self.num_seeds, 1)
-        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ConfigError(
-                f"config key 'hidden_sizes' must list positive layer sizes, got {list(self.hidden_sizes)}"
-            )
-        cnn = (self.cnn_channels, self.cnn_kernels, self.cnn_strides)
-        if len({len(part) for part in cnn}) != 1 or min(min(part, default=0) for part in cnn) < 1:
-            raise ConfigError(
-                "config keys 'cnn_channels', 'cnn_kernels' and 'cnn_strides' must list positive sizes, "
-                f"one per convolution, got {[list(part) for part in cnn]}"
-            )
-        check_range("evaluation_interval", self.evaluation_interval, 0)
-        check_range("max_worker_restarts", self.max_worker_restarts, 0)
-        check_range("evaluation_num_episodes", self.evaluation_num_episodes, 1)
-        if self.restore_from is not None:
-            checkpoint_file(self.restore_from)
+from rlsweep.trainables import registry
+from rlsweep.trainables.algorithm_config import AlgorithmConfig
+from rlsweep.trainables.checkpoint import read_checkpoint, write_checkpoint
+from rlsweep.trainables.config import ConfigError, build_config
+from rlsweep.trainables.envs.build import env_spaces, make_vector_env
+from rlsweep.trainables.envs.check import EnvReport, check_env
+from rlsweep.trainables.envs.names import env_label, publish_gym_registration
+from rlsweep.trainables.learning.device import learner_device
+from rlsweep.trainables.models.policy import Policy
+from rlsweep.trainables.models.spaces import space_names
+from rlsweep.trainables.sampling.evaluation import evaluate
+from rlsweep.trainables.sampling.rollout import Rollout
+from rlsweep.trainables.sampling.worker_group import WorkerGroup
+from rlsweep.trainables.seeds import SeedMetrics, aggregate, generators, member_seeds
+from rlsweep.trainables.training_episodes import TrainingEpisodes
 
 
 class DivergenceError(FloatingPointError):
@@ -178,7 +87,7 @@ class Algorithm(tune.Trainable):
         state the algorithm schedules (DQN's epsilon)."""
         return self.policy.get_weights()
 
-    def learn(self, rollouts: list[Rollout]) -> MemberMetrics:
+    def learn(self, rollouts: list[Rollout]) -> SeedMetrics:
         """Update the learner from one round's rollouts; returns loss metrics per member
         (NaN: no update)."""
         raise NotImplementedError
@@ -205,9 +114,7 @@ class Algorithm(tune.Trainable):
         a wrong action space names the algorithms that can act in it."""
         problem = cls.action_space_problem(action_space)
         if problem is not None:
-            from rlsweep.trainables import ALGORITHMS
-
-            able = [name for name, algo in ALGORITHMS.items() if not algo.action_space_problem(action_space)]
+            able = registry.algorithms_acting_in(action_space)
             instead = f"use {' or '.join(able)}" if able else "no rlsweep algorithm can"
             raise ConfigError(
                 f"env {env_label(config.env)!r} has action space {action_space}, which {cls.__name__} "
@@ -216,11 +123,14 @@ class Algorithm(tune.Trainable):
 
     @classmethod
     def check_environment(cls, config: AlgorithmConfig, *, run_env_checker: bool = False) -> EnvReport:
-        """Build, reset and step one env of `config` and check that this algorithm can learn in
-        it with `config`: the check `setup` runs, and the CLI before Ray starts. Every problem
-        is a one-line ConfigError."""
+        """Resolve the env of `config`, build, reset and step one, and check that this
+        algorithm can learn in it with `config`: the check `setup` runs, and the CLI before
+        Ray starts. Every problem is a one-line ConfigError."""
         report = check_env(
-            config.env, config.env_config, num_workers=config.num_workers, run_env_checker=run_env_checker
+            config.env_source,
+            config.env_config,
+            num_workers=config.num_workers,
+            run_env_checker=run_env_checker,
         )
         cls.check_spaces(config, report.observation_space, report.action_space)
         return report
@@ -233,7 +143,9 @@ class Algorithm(tune.Trainable):
         torch.set_num_threads(1)
         self.seeds = member_seeds(cfg.seed, cfg.num_seeds)
         self.device = learner_device(cfg.num_gpus)
+        # The env is resolved and checked once here; workers and evaluation build from the result.
         report = self.check_environment(cfg)
+        self.env = report.source
         self.observation_space, self.action_space = report.observation_space, report.action_space
         self.policy = self.policy_class(
             cfg, self.observation_space, self.action_space, self.device, self.seeds
@@ -246,11 +158,8 @@ class Algorithm(tune.Trainable):
         self.timesteps_total = 0
         """Env steps each member took: every step of its envs, counted as CleanRL counts them
         (the step that resets an env after its episode ended included)."""
-        members = range(cfg.num_seeds)
-        self.episodes_total = np.zeros(cfg.num_seeds, dtype=np.int64)
-        self.recent_returns: list[deque[float]] = [deque(maxlen=EPISODE_WINDOW) for _ in members]
-        self.recent_lengths: list[deque[int]] = [deque(maxlen=EPISODE_WINDOW) for _ in members]
-        self.last_evaluation: MemberMetrics = {}
+        self.episodes = TrainingEpisodes(cfg.num_seeds)
+        self.last_evaluation: SeedMetrics = {}
         self.evaluation_envs: list[gym.vector.VectorEnv] = []
         # Workers act on their own CPU; the partial pickles the policy class by reference.
         make_worker_policy = functools.partial(
@@ -258,7 +167,7 @@ class Algorithm(tune.Trainable):
         )
         self.workers = WorkerGroup(
             cfg.num_workers,
-            cfg.env,
+            self.env,
             cfg.env_config,
             cfg.num_envs_per_worker,
             self.seeds,
@@ -274,7 +183,7 @@ class Algorithm(tune.Trainable):
         steps = 0
         finished = np.zeros(cfg.num_seeds, dtype=np.int64)
         sample_time = learn_time = 0.0
-        round_metrics: list[MemberMetrics] = []
+        round_metrics: list[SeedMetrics] = []
         while not round_metrics or steps < self.timesteps_per_iteration():
             start = time.perf_counter()
             rollouts = self.workers.sample(self.sampling_weights(), self.rollout_steps(), self.policy_version)
@@ -283,20 +192,14 @@ class Algorithm(tune.Trainable):
             steps += round_steps
             self.timesteps_total += round_steps
             for rollout in rollouts:
-                for member, ret, length in zip(
-                    rollout.episode_members, rollout.episode_returns, rollout.episode_lengths, strict=True
-                ):
-                    self.recent_returns[member].append(float(ret))
-                    self.recent_lengths[member].append(int(length))
-                finished += np.bincount(rollout.episode_members, minlength=cfg.num_seeds)
+                finished += self.episodes.add(rollout)
             start = time.perf_counter()
             round_metrics.append(self.learn(rollouts))
             self.policy_version += 1
             learn_time += time.perf_counter() - start
-        self.episodes_total += finished
         learner_metrics = _mean_over_rounds(round_metrics)
         self._check_finite(learner_metrics)
-        result = self.member_results({**learner_metrics, **self._episode_metrics(finished)})
+        result = self.member_results({**learner_metrics, **self.episodes.metrics(finished)})
         result.update(
             timesteps_total=self.timesteps_total,
             env_steps_per_s=steps * cfg.num_seeds / (sample_time + learn_time),
@@ -310,7 +213,7 @@ class Algorithm(tune.Trainable):
             result.update(self.member_results(self.last_evaluation, prefix="evaluation/"))
         return result
 
-    def member_results(self, metrics: MemberMetrics, prefix: str = "") -> dict[str, float]:
+    def member_results(self, metrics: SeedMetrics, prefix: str = "") -> dict[str, float]:
         """Per-member metrics as Tune results: each key aggregated over members by
         `seed_aggregate`, and with several members each one's value under seeds/<i>/."""
         cfg = self.algo_config
@@ -320,7 +223,7 @@ class Algorithm(tune.Trainable):
                 results.update({f"seeds/{i}/{prefix}{key}": float(v) for i, v in enumerate(values)})
         return results
 
-    def _check_finite(self, learner_metrics: MemberMetrics) -> None:
+    def _check_finite(self, learner_metrics: SeedMetrics) -> None:
         """Stop a diverged trial with the reason: some member's weights are no longer numbers."""
         finite = torch.stack(
             [p.detach().flatten(1).isfinite().all(1) for p in self.policy.network.parameters()]
@@ -335,25 +238,12 @@ class Algorithm(tune.Trainable):
             f"infinite ({losses}); try a lower lr or max_grad_norm"
         )
 
-    def _episode_metrics(self, finished: np.ndarray) -> MemberMetrics:
-        def stat(window: deque, reduce: Any) -> float:
-            return float(reduce(window)) if window else np.nan
-
-        return {
-            "episode_return_mean": np.array([stat(r, np.mean) for r in self.recent_returns]),
-            "episode_return_min": np.array([stat(r, np.min) for r in self.recent_returns]),
-            "episode_return_max": np.array([stat(r, np.max) for r in self.recent_returns]),
-            "episode_len_mean": np.array([stat(lengths, np.mean) for lengths in self.recent_lengths]),
-            "num_episodes": finished.astype(np.float64),
-            "episodes_total": self.episodes_total.astype(np.float64),
-        }
-
-    def _evaluate_members(self) -> MemberMetrics:
+    def _evaluate_members(self) -> SeedMetrics:
         cfg = self.algo_config
         if not self.evaluation_envs:
             num_envs = min(cfg.evaluation_num_episodes, 16)
             self.evaluation_envs = [
-                make_vector_env(cfg.env, num_envs, cfg.env_config, num_workers=cfg.num_workers)
+                make_vector_env(self.env, num_envs, cfg.env_config, num_workers=cfg.num_workers)
                 for _ in self.seeds
             ]
         start = time.perf_counter()
@@ -377,9 +267,7 @@ class Algorithm(tune.Trainable):
             "learner": self.learner_state(),
             "iteration": self.iteration,
             "timesteps_total": self.timesteps_total,
-            "episodes_total": self.episodes_total,
-            "recent_returns": [list(r) for r in self.recent_returns],
-            "recent_lengths": [list(lengths) for lengths in self.recent_lengths],
+            **self.episodes.state_dict(),
             "last_evaluation": self.last_evaluation,
             "learner_generators": [g.get_state() for g in self.learner_generators],
         }
@@ -393,9 +281,7 @@ class Algorithm(tune.Trainable):
         # has only our file; the checkpoint's count is right in both cases.
         self._iteration = state["iteration"]
         self.timesteps_total = state["timesteps_total"]
-        self.episodes_total = np.array(state["episodes_total"])
-        self.recent_returns = [deque(r, maxlen=EPISODE_WINDOW) for r in state["recent_returns"]]
-        self.recent_lengths = [deque(lengths, maxlen=EPISODE_WINDOW) for lengths in state["recent_lengths"]]
+        self.episodes.load_state_dict(state)
         self.last_evaluation = state["last_evaluation"]
         for generator, generator_state in zip(
             self.learner_generators, state["learner_generators"], strict=True
@@ -424,7 +310,7 @@ class Algorithm(tune.Trainable):
         `member`, or the member with the best last evaluation (else training) return."""
         payload = read_checkpoint(checkpoint, cls.__name__)
         config = build_config(cls.config_class, payload["config"])
-        observation_space, action_space = env_spaces(config.env, config.env_config)
+        observation_space, action_space = env_spaces(config.env_source, config.env_config)
         seeds = member_seeds(config.seed, config.num_seeds)
         policy = cls.policy_class(config, observation_space, action_space, device, seeds)
         policy.set_weights(payload["state"]["policy"])
@@ -440,22 +326,12 @@ def best_member(state: dict[str, Any]) -> int:
     evaluation = state.get("last_evaluation", {}).get("episode_return_mean")
     if evaluation is not None:
         return int(np.nanargmax(evaluation))
-    returns = [np.mean(r) if r else -np.inf for r in state["recent_returns"]]
-    return int(np.argmax(returns))
+    episodes = TrainingEpisodes(len(state["recent_returns"]))
+    episodes.load_state_dict(state)
+    return episodes.best_recent_seed()
 
 
-def check_fits_memory(what: str, num_bytes: float, remedy: str) -> None:
-    """A ConfigError when `what` needs more memory than this machine has at all: it would fill
-    up over hours of training, then be killed."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if num_bytes > total:
-        raise ConfigError(
-            f"{what} needs at least {num_bytes / 2**30:.1f} GiB, but this machine has "
-            f"{total / 2**30:.1f} GiB; {remedy}"
-        )
-
-
-def _mean_over_rounds(round_metrics: list[MemberMetrics]) -> MemberMetrics:
+def _mean_over_rounds(round_metrics: list[SeedMetrics]) -> SeedMetrics:
     """Each learner metric averaged over an iteration's rounds per member, skipping the NaNs of
     rounds that made no update (an off-policy learner waiting for `learning_starts`)."""
     means = {}

@@ -17,14 +17,15 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from rlsweep.trainables.algorithm import MemberMetrics
 from rlsweep.trainables.config import check_range
-from rlsweep.trainables.distributions import masked_logits
-from rlsweep.trainables.members import adam, clip_grad_norm
-from rlsweep.trainables.observations import MASK_KEY
+from rlsweep.trainables.learning.optim import adam, clip_grad_norm
+from rlsweep.trainables.models.distributions import masked_logits
+from rlsweep.trainables.models.observations import MASK_KEY
+from rlsweep.trainables.models.policy import QPolicy
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
-from rlsweep.trainables.policy import QPolicy
-from rlsweep.trainables.rollout_worker import Rollout
+from rlsweep.trainables.registry import register
+from rlsweep.trainables.sampling.rollout import Rollout
+from rlsweep.trainables.seeds import SeedMetrics
 
 
 @dataclass
@@ -67,6 +68,7 @@ class DQNConfig(OffPolicyConfig):
         check_range("max_grad_norm", self.max_grad_norm, 0, low_inclusive=False)
 
 
+@register
 class DQN(OffPolicyAlgorithm):
     """DQN as a Tune Trainable: `tune.run(DQN, config={"env": "CartPole-v1"})`."""
 
@@ -95,7 +97,7 @@ class DQN(OffPolicyAlgorithm):
     def sampling_weights(self) -> dict[str, Any]:
         return {**self.policy.get_weights(), "epsilon": self.epsilon()}
 
-    def learn(self, rollouts: list[Rollout]) -> MemberMetrics:
+    def learn(self, rollouts: list[Rollout]) -> SeedMetrics:
         cfg = self.algo_config
         if self.timesteps_total - self.last_target_update >= cfg.target_update_interval:
             polyak_update(self.q_target, self.q_network, cfg.tau)

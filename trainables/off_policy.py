@@ -4,6 +4,7 @@ sample from it. Each algorithm's math lives in its `update`."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -11,21 +12,17 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsweep.trainables.algorithm import (
-    Activation,
-    Algorithm,
-    AlgorithmConfig,
-    MemberMetrics,
-    check_fits_memory,
-)
+from rlsweep.trainables.algorithm import Algorithm
+from rlsweep.trainables.algorithm_config import Activation, AlgorithmConfig
 from rlsweep.trainables.config import ConfigError, check_range
-from rlsweep.trainables.device import to_device
-from rlsweep.trainables.frame_store import EPISODE_START_ROOM
-from rlsweep.trainables.networks import TensorObs
-from rlsweep.trainables.observations import ObservationLayout
-from rlsweep.trainables.policy import Policy
-from rlsweep.trainables.replay_buffer import ReplayBuffer, Transitions
-from rlsweep.trainables.rollout_worker import Rollout
+from rlsweep.trainables.learning.device import to_device
+from rlsweep.trainables.learning.frame_store import EPISODE_START_ROOM
+from rlsweep.trainables.learning.replay_buffer import ReplayBuffer, Transitions
+from rlsweep.trainables.models.encoders import TensorObs
+from rlsweep.trainables.models.observations import ObservationLayout
+from rlsweep.trainables.models.policy import Policy
+from rlsweep.trainables.sampling.rollout import Rollout
+from rlsweep.trainables.seeds import SeedMetrics
 
 
 @dataclass
@@ -144,7 +141,7 @@ class OffPolicyAlgorithm(Algorithm):
     def timesteps_per_iteration(self) -> int:
         return self.algo_config.timesteps_per_iteration
 
-    def learn(self, rollouts: list[Rollout]) -> MemberMetrics:
+    def learn(self, rollouts: list[Rollout]) -> SeedMetrics:
         cfg = self.algo_config
         if self.workers.restarts > self.worker_restarts_seen:
             self.replay_buffer.discard_held_back()
@@ -206,6 +203,17 @@ class OffPolicyAlgorithm(Algorithm):
         self.filled_steps = state["filled_steps"]
         for optimizer, optimizer_state in zip(self.optimizers, state["optimizers"], strict=True):
             optimizer.load_state_dict(optimizer_state)
+
+
+def check_fits_memory(what: str, num_bytes: float, remedy: str) -> None:
+    """A ConfigError when `what` needs more memory than this machine has at all: it would fill
+    up over hours of training, then be killed."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if num_bytes > total:
+        raise ConfigError(
+            f"{what} needs at least {num_bytes / 2**30:.1f} GiB, but this machine has "
+            f"{total / 2**30:.1f} GiB; {remedy}"
+        )
 
 
 def polyak_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) -> None:

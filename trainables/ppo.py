@@ -15,15 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlsweep.trainables.advantages import compute_gae
-from rlsweep.trainables.algorithm import Algorithm, AlgorithmConfig, MemberMetrics
+from rlsweep.trainables.algorithm import Algorithm
+from rlsweep.trainables.algorithm_config import AlgorithmConfig
 from rlsweep.trainables.config import ConfigError, check_range
-from rlsweep.trainables.device import to_device
-from rlsweep.trainables.distributions import ACTION_SPACES
-from rlsweep.trainables.members import adam, clip_grad_norm
-from rlsweep.trainables.observations import MASK_KEY
-from rlsweep.trainables.policy import ActorCriticPolicy
-from rlsweep.trainables.rollout_worker import Rollout
+from rlsweep.trainables.learning.advantages import compute_gae
+from rlsweep.trainables.learning.device import to_device
+from rlsweep.trainables.learning.optim import adam, clip_grad_norm
+from rlsweep.trainables.models.distributions import ACTION_SPACES
+from rlsweep.trainables.models.observations import MASK_KEY
+from rlsweep.trainables.models.policy import ActorCriticPolicy
+from rlsweep.trainables.registry import register
+from rlsweep.trainables.sampling.rollout import Rollout
+from rlsweep.trainables.seeds import SeedMetrics
 
 MINIBATCH_KEYS = ("obs", "actions", "logprob", "advantages", "returns", "valid")
 """What a minibatch update reads from the batch (not the values, only the statistics do)."""
@@ -86,6 +89,7 @@ class PPOConfig(AlgorithmConfig):
         return max(1, self.num_workers) * self.num_envs_per_worker * self.rollout_length
 
 
+@register
 class PPO(Algorithm):
     """PPO as a Tune Trainable: `tune.run(PPO, config={"env": "CartPole-v1"})`."""
 
@@ -106,7 +110,7 @@ class PPO(Algorithm):
             return value
         return value * max(0.0, 1.0 - self.timesteps_total / anneal_timesteps)
 
-    def learn(self, rollouts: list[Rollout]) -> MemberMetrics:
+    def learn(self, rollouts: list[Rollout]) -> SeedMetrics:
         cfg = self.algo_config
         batch = self._batch(rollouts)
         network, head = self.policy.network, self.policy.head

@@ -22,10 +22,12 @@ import numpy as np
 import torch
 
 from rlsweep.trainables.config import check_range
-from rlsweep.trainables.members import adam, draw
-from rlsweep.trainables.networks import TwinQ
+from rlsweep.trainables.learning.optim import adam
+from rlsweep.trainables.models.networks import TwinQ
+from rlsweep.trainables.models.policy import SquashedGaussianPolicy, cnn_spec
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
-from rlsweep.trainables.policy import SquashedGaussianPolicy, cnn_spec
+from rlsweep.trainables.registry import register
+from rlsweep.trainables.seeds import draw
 
 
 @dataclass
@@ -54,6 +56,7 @@ class SACConfig(OffPolicyConfig):
         check_range("initial_alpha", self.initial_alpha, 0, low_inclusive=False)
 
 
+@register
 class SAC(OffPolicyAlgorithm):
     """SAC as a Tune Trainable: `tune.run(SAC, config={"env": "Pendulum-v1"})`."""
 

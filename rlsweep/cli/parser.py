@@ -1,0 +1,116 @@
+"""The `rlsweep` command line's commands and their help."""
+
+from __future__ import annotations
+
+import argparse
+
+from rlsweep.cli import result_commands, run_commands
+from rlsweep.cli.options import add_address, add_mlflow, add_overrides, add_runtime_env
+
+SET_HELP = "override an experiment key, dotted for nesting (stop.timesteps_total=50000, config.lr=1e-3)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlsweep",
+        description="Hyperparameter sweeps for reinforcement learning on Ray Tune, driven by Optuna.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sweep = commands.add_parser("sweep", help="run an experiment's hyperparameter sweep")
+    sweep.add_argument(
+        "experiment", help="experiment file, or the name of a shipped one (see `rlsweep list`)"
+    )
+    sweep.add_argument("--num-samples", type=int, help="trials in the sweep")
+    sweep.add_argument("--max-concurrent", type=int, help="trials running at once")
+    sweep.add_argument("--results-dir", help="where sweeps are written (default: the experiment's)")
+    add_overrides(sweep, SET_HELP)
+    sweep.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep")
+    add_address(sweep)
+    add_runtime_env(sweep)
+    add_mlflow(sweep)
+    sweep.set_defaults(handler=run_commands.sweep)
+
+    check = commands.add_parser(
+        "check",
+        help="check an experiment end to end without starting Ray: env, spaces, algorithm, configs",
+        description="Build the experiment's env, reset and step it, run gymnasium's env checker, check the "
+        "algorithm and a few configs sampled from the narrowed space against it, and print what was found. "
+        "Exits 2 with one line on the first problem.",
+    )
+    check.add_argument("experiment", help="experiment file, or the name of a shipped one")
+    add_overrides(check, SET_HELP)
+    add_runtime_env(check)
+    check.set_defaults(handler=run_commands.check)
+
+    train = commands.add_parser("train", help="train one trial with a fixed config")
+    train.add_argument("--algo", help="algorithm (default: the config file's, else PPO)")
+    train.add_argument(
+        "--env",
+        help="gymnasium id, module:EnvId-v0, module:EnvClassOrFactory, or register_env name "
+        "(default: the config file's, else CartPole-v1)",
+    )
+    train.add_argument("--config", help="config as a JSON object")
+    train.add_argument(
+        "--config-file", help="YAML with algorithm, env and config (e.g. `rlsweep best` output)"
+    )
+    add_overrides(train, "set a config key (lr=1e-3, env_config.size=7); wins over --config")
+    train.add_argument(
+        "--restore",
+        metavar="CHECKPOINT",
+        help="continue from an rlsweep checkpoint (its algorithm and config)",
+    )
+    train.add_argument("--timesteps", type=int, default=100_000, help="env steps to train (default 100000)")
+    train.add_argument("--time-s", type=float, help="stop after this many seconds")
+    train.add_argument("--checkpoint-freq", type=int, default=10, help="checkpoint every N iterations")
+    train.add_argument("--results-dir", default="results", help="default: results")
+    add_address(train)
+    add_runtime_env(train)
+    add_mlflow(train)
+    train.set_defaults(handler=run_commands.train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="run a checkpoint's policy deterministically; no Ray needed"
+    )
+    evaluate.add_argument("checkpoint", help="a checkpoint folder written by a sweep or `rlsweep train`")
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation envs")
+    evaluate.add_argument(
+        "--member", type=int, help="of a multi-seed checkpoint, this member (default: the best evaluated)"
+    )
+    evaluate.set_defaults(handler=result_commands.evaluate)
+
+    test = commands.add_parser(
+        "test", help="train a finished sweep's top configs again on held-out seeds; the best there wins"
+    )
+    test.add_argument("results_dir", help="a sweep folder, or an experiment folder (its latest sweep)")
+    test.add_argument("--top", type=int, help="configs to test (default: the experiment's test.top, else 3)")
+    test.add_argument("--seeds", type=int, help="test seeds per config (default: the experiment's, else 5)")
+    add_address(test)
+    add_mlflow(test)
+    test.set_defaults(handler=run_commands.test)
+
+    best = commands.add_parser("best", help="print and save the best config of a finished sweep")
+    best.add_argument("results_dir", help="a sweep folder, or an experiment folder (its latest sweep)")
+    best.add_argument("--output", help="where to write the config (default: SWEEP/best_config.yaml)")
+    best.set_defaults(handler=result_commands.best)
+
+    listing = commands.add_parser("list", help="algorithms, search spaces and shipped experiments")
+    listing.set_defaults(handler=result_commands.listing)
+
+    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweeps' tracking store")
+    ui.add_argument("--results-dir", default="results", help="whose mlflow.db to open (default: results)")
+    ui.add_argument(
+        "--mlflow-uri", help="another tracking store (default: $MLFLOW_TRACKING_URI, else RESULTS/mlflow.db)"
+    )
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=result_commands.ui)
+
+    board = commands.add_parser("tensorboard", help="serve TensorBoard on the latest sweep")
+    board.add_argument(
+        "results_dir", nargs="?", default="results", help="results, an experiment or a sweep folder"
+    )
+    board.add_argument("--port", type=int, default=6006)
+    board.set_defaults(handler=result_commands.tensorboard)
+    return parser

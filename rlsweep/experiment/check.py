@@ -1,0 +1,133 @@
+"""Checking an experiment end to end before Ray starts: its env built, reset and stepped for
+real, the algorithm against the env's spaces, configs sampled from the narrowed space against
+both, and the stop target against what the env can return. `rlsweep check` prints what it
+found; `rlsweep sweep` and `rlsweep train` run it first, so a mismatch is one line, not a
+failed trial after Ray's start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from rlsweep.experiment.hyperparameters import trial_hyperparameters
+from rlsweep.experiment.runtime_env import code_on_path
+from rlsweep.experiment.schema import Experiment
+from rlsweep.experiment.space_check import SampledConfig, sample_configs
+from rlsweep.trainables.config import ConfigError
+from rlsweep.trainables.envs.check import EnvReport
+
+SHOWN_CONFIGS = 3
+"""Sampled configs `rlsweep check` prints."""
+
+RETURN_METRICS = ("episode_return_mean", "episode_return_min", "episode_return_max")
+"""Metrics (also under evaluation/) whose values are episode returns."""
+
+
+@dataclass
+class ExperimentCheck:
+    """What checking an experiment found."""
+
+    experiment: Experiment
+    env: EnvReport
+    sampled: list[SampledConfig]
+    """Configs the narrowed space gives (the fixed config alone when nothing is searched)."""
+
+
+def check_experiment(experiment: Experiment, *, run_env_checker: bool = True) -> ExperimentCheck:
+    """Everything about `experiment` that only its env or algorithm can tell, checked without
+    Ray; each problem is a one-line ConfigError.
+
+    The env is built once, from the first sampled config (the env and env_config are the
+    same in every trial), by `Algorithm.check_environment`, the check every trial's `setup`
+    runs too. Every sampled config is then checked against the env's spaces.
+    """
+    with code_on_path(experiment.runtime_env):
+        sampled = sample_configs(experiment)
+        trainable = experiment.trainable
+        report = trainable.check_environment(sampled[0].config, run_env_checker=run_env_checker)
+        for sample in sampled[1:]:
+            trainable.check_spaces(sample.config, report.observation_space, report.action_space)
+    _check_stop_target(experiment, report)
+    return ExperimentCheck(experiment, report, sampled)
+
+
+def _check_stop_target(experiment: Experiment, env: EnvReport) -> None:
+    """A target that no episode of the env can reach would never end a trial early."""
+    target = experiment.stop.target
+    metric = experiment.metric.removeprefix("evaluation/")
+    if target is None:
+        return
+    if metric in RETURN_METRICS:
+        low, high = env.episode_return_range()
+        steps = "" if env.max_episode_steps is None else f" over at most {env.max_episode_steps} steps"
+        bounds = f"with rewards in {list(env.reward_range or ())}{steps}"
+        what = "returns"
+    elif metric == "episode_len_mean":
+        low, high = 1.0, float(env.max_episode_steps or math.inf)
+        bounds = f"with a time limit of {env.max_episode_steps} steps"
+        what = "lasts"
+    else:
+        return
+    if experiment.mode == "max" and target > high:
+        limit = f"at most {high:g}"
+    elif experiment.mode == "min" and target < low:
+        limit = f"at least {low:g}"
+    else:
+        return
+    raise ConfigError(
+        f"experiment key 'stop.target' is {target:g} for {experiment.metric!r}, but an episode of env "
+        f"{env.label!r} {what} {limit} ({bounds}); trials could never reach it"
+    )
+
+
+def check_lines(check: ExperimentCheck, *, configs: bool = True) -> list[str]:
+    """What `rlsweep check` prints (and, without the configs, `sweep` and `train` before
+    they start)."""
+    experiment, env = check.experiment, check.env
+    limits = []
+    if env.max_episode_steps is not None:
+        limits.append(f"time limit {env.max_episode_steps} steps")
+    if env.reward_threshold is not None:
+        limits.append(f"gymnasium's reward_threshold {env.reward_threshold:g}")
+    lines = [
+        f"Env:          {env.label}" + (f" ({'; '.join(limits)})" if limits else ""),
+        f"  observations: {_one_line(env.observation_space)}",
+        f"  actions:      {_one_line(env.action_space)}",
+    ]
+    if configs:
+        searched = f"search space {experiment.space_name!r}" if experiment.is_search else "a fixed config"
+        lines.append(f"Algorithm:    {experiment.trainable.__name__}, {searched}")
+        shown = check.sampled[:SHOWN_CONFIGS]
+        if experiment.is_search:
+            lines.append(f"Sampled configs ({len(shown)} of the narrowed space):")
+        else:
+            lines.append("Config (where it differs from the defaults):")
+        for sample in shown:
+            values = sample.searched if experiment.is_search else _non_defaults(sample.config)
+            params = {k: v for k, v in trial_hyperparameters(values).items() if k != "env"}
+            lines.append("  " + " ".join(f"{key}={_short(value)}" for key, value in params.items()))
+    if env.warnings:
+        lines.append(f"Env checker:  {len(env.warnings)} warning(s), not fatal:")
+        lines += [f"  - {warning}" for warning in env.warnings]
+    else:
+        lines.append("Env checker:  no warnings")
+    return lines
+
+
+def _non_defaults(config: object) -> dict[str, object]:
+    defaults = type(config)()
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(defaults, f.name)
+    }
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

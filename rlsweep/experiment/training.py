@@ -1,0 +1,47 @@
+"""The one-trial experiment `rlsweep train` runs: a fixed config, no search."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from rlsweep.experiment.files import experiment_from_dict
+from rlsweep.experiment.runtime_env import code_on_path
+from rlsweep.experiment.schema import FIXED_SPACE, Experiment, StopSpec
+from rlsweep.trainables import get_algorithm
+from rlsweep.trainables.config import build_config
+
+
+def training_experiment(
+    algorithm: str,
+    config: dict[str, Any],
+    stop: StopSpec,
+    *,
+    checkpoint_frequency: int,
+    results_dir: str,
+    runtime_env: dict[str, Any] | None = None,
+) -> Experiment:
+    """The one-trial experiment `rlsweep train` runs: `config` as it is, tracked under
+    "train". Its metric is the evaluation return, or the training return when the config
+    turns evaluation off."""
+    trainable = get_algorithm(algorithm)
+    config = dict(config)
+    env = config.pop("env", trainable.config_class.env)
+    with code_on_path(runtime_env or {}):
+        evaluation_interval = build_config(trainable.config_class, {**config, "env": env}).evaluation_interval
+    return experiment_from_dict(
+        {
+            "name": "train",
+            "algorithm": trainable.__name__,
+            "env": env,
+            "config": config,
+            "search_space": FIXED_SPACE,
+            "metric": "evaluation/episode_return_mean" if evaluation_interval else "episode_return_mean",
+            "num_samples": 1,
+            "max_concurrent_trials": 1,
+            "stop": dataclasses.asdict(stop),
+            "results_dir": results_dir,
+            "checkpoint_frequency": checkpoint_frequency,
+            "runtime_env": runtime_env or {},
+        }
+    )

@@ -1,0 +1,96 @@
+"""The settings every algorithm has: env, sampling, seeds, networks, evaluation."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rlsweep.trainables.checkpoint import checkpoint_file
+from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.envs.names import EnvSource, EnvSpecifier, resolve_env
+from rlsweep.trainables.seeds import SeedAggregate
+
+Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
+"""Nonlinearities `rlsweep.trainables.models.layers.mlp` knows."""
+
+
+@dataclass
+class AlgorithmConfig:
+    """Settings every algorithm has."""
+
+    env: EnvSpecifier = "CartPole-v1"
+    """A gymnasium id ("some.module:EnvId-v0" imports the module that registers it first), a
+    gymnasium.Env class or factory ("some.module:Name", or the object itself), or a name
+    registered with `ray.tune.registry.register_env`; see `rlsweep.trainables.envs.build`."""
+    env_config: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of `gymnasium.make` for a gymnasium id (e.g. max_episode_steps); for
+    a class, factory or register_env creator, its one argument (as an EnvContext); for Atari
+    ids the preprocessing (`rlsweep.trainables.envs.atari.AtariConfig`)."""
+    num_workers: int = 0
+    """Rollout worker actors, one CPU each; 0 samples in the trainable's own process."""
+    async_sampling: bool = True
+    """With num_workers >= 1, workers sample the next rollout while the learner updates on
+    the current one, so the learner learns from rollouts of the weights one update older
+    than its own; false alternates sampling and learning and reproduces a seed's run exactly."""
+    num_envs_per_worker: int = 8
+    """Envs each worker steps per member, all members' sharing one policy forward pass per step."""
+    num_gpus: float = 0.0
+    """GPUs for the learner; it falls back to the CPU when CUDA is not available."""
+    seed: int = 0
+    """Seeds every member's weights, envs and exploration, so a config trains the same way twice."""
+    num_seeds: int = 1
+    """Independent agents (members) the trial trains side by side as one batched learner;
+    member i's seed is seed + i * SEED_STRIDE."""
+    seed_aggregate: SeedAggregate = "mean"
+    """How a metric's per-member values become the one Tune reports (each member's value is
+    under seeds/<i>/<key> too): mean, median, iqm (interquartile mean) or min."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Units per hidden layer of each network."""
+    activation: Activation = "tanh"
+    """Nonlinearity between hidden layers."""
+    cnn_channels: tuple[int, ...] = (32, 64, 64)
+    """Output channels of each convolution for image observations (the Nature DQN's)."""
+    cnn_kernels: tuple[int, ...] = (8, 4, 3)
+    """Kernel size of each convolution."""
+    cnn_strides: tuple[int, ...] = (4, 2, 1)
+    """Stride of each convolution."""
+    normalize_obs: bool = False
+    """Standardize vector observations with running statistics (kept in checkpoints)."""
+    evaluation_interval: int = 5
+    """Evaluate every this many iterations, starting with the first; 0 turns evaluation off."""
+    evaluation_num_episodes: int = 10
+    """Deterministic episodes per member per evaluation, on envs separate from the workers."""
+    max_worker_restarts: int = 3
+    """Rollout workers the trial replaces (dead actor, failing env) before it fails itself."""
+    restore_from: str | None = None
+    """An rlsweep checkpoint of this algorithm to continue from (weights, optimizer state,
+    counters) instead of starting from scratch; `rlsweep train --restore` sets it."""
+
+    @functools.cached_property
+    def env_source(self) -> EnvSource:
+        """The env `env` names, resolved once per config (`validate` resolves it first)."""
+        return resolve_env(self.env)
+
+    def validate(self) -> None:
+        self.env_source  # noqa: B018 - resolving the env is its check
+        check_range("num_workers", self.num_workers, 0)
+        check_range("num_envs_per_worker", self.num_envs_per_worker, 1)
+        check_range("num_gpus", self.num_gpus, 0)
+        check_range("seed", self.seed, 0)
+        check_range("num_seeds", self.num_seeds, 1)
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ConfigError(
+                f"config key 'hidden_sizes' must list positive layer sizes, got {list(self.hidden_sizes)}"
+            )
+        cnn = (self.cnn_channels, self.cnn_kernels, self.cnn_strides)
+        if len({len(part) for part in cnn}) != 1 or min(min(part, default=0) for part in cnn) < 1:
+            raise ConfigError(
+                "config keys 'cnn_channels', 'cnn_kernels' and 'cnn_strides' must list positive sizes, "
+                f"one per convolution, got {[list(part) for part in cnn]}"
+            )
+        check_range("evaluation_interval", self.evaluation_interval, 0)
+        check_range("max_worker_restarts", self.max_worker_restarts, 0)
+        check_range("evaluation_num_episodes", self.evaluation_num_episodes, 1)
+        if self.restore_from is not None:
+            checkpoint_file(self.restore_from)

@@ -1,0 +1,173 @@
+"""What an env name refers to. An env is named (trainable config `env`, experiment `env`,
+`rlsweep train --env`) as
+
+    "CartPole-v1"           a registered gymnasium id;
+    "my_pkg.envs:Maze-v0"   a module to import first (it registers Maze-v0), then the id;
+    "my_pkg.envs:Maze"      a gymnasium.Env subclass or a factory in that module;
+    Maze, make_maze         the class or factory itself (tune.run and tune.Tuner configs);
+    "maze"                  a name registered with `ray.tune.registry.register_env(name, creator)`;
+    "Maze-v0"               an id registered with `gym.register` in the driver process only: it
+                            reaches trial processes through `publish_gym_registration`.
+
+A trial resolves its env once (`resolve_env`) and hands the resulting `EnvSource` to its
+workers, which build envs from it without looking the name up again: a gymnasium id
+travels as its `EnvSpec`, so a worker needs no registration of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
+from ray.tune.registry import ENV_CREATOR, _global_registry, register_env
+
+from rlsweep.trainables.config import ConfigError
+from rlsweep.trainables.envs import atari
+from rlsweep.trainables.envs.errors import first_line, missing_dependency
+
+EnvSpecifier = str | Callable[..., Any]
+"""How a config names its env: a string in one of the forms above, or a class or factory."""
+
+
+@dataclass(frozen=True)
+class EnvSource:
+    """What an env name refers to: a gymnasium spec, or a creator of one env."""
+
+    label: str
+    """The name as given, or "module:Name" for a class or factory: for messages and folders."""
+    spec: EnvSpec | None = None
+    """A gymnasium env's spec; env_config are `gymnasium.make` kwargs."""
+    creator: Callable[..., Any] | None = None
+    """A class, factory or register_env creator; called with an EnvContext."""
+
+    @property
+    def is_atari(self) -> bool:
+        """An Atari game: stepped by ale-py's vector env, `env_config` its preprocessing."""
+        return self.spec is not None and self.spec.entry_point == atari.ATARI_ENTRY_POINT
+
+
+class GymSpecCreator:
+    """A gymnasium spec published with `register_env` under its id, so that trial processes,
+    which did not run the driver's `gym.register`, resolve the id to the same spec."""
+
+    def __init__(self, spec: EnvSpec):
+        self.spec = spec
+
+    def __call__(self, env_config: dict[str, Any]) -> gym.Env:
+        return gym.make(self.spec, **env_config)
+
+
+def env_label(env: EnvSpecifier) -> str:
+    """A readable name for messages, folders and trackers: the string as given, or
+    "module:Name" for a class or factory (not "<class ...>")."""
+    if isinstance(env, str):
+        return env
+    target = env.func if isinstance(env, functools.partial) else env
+    if not hasattr(target, "__qualname__"):
+        target = type(target)  # a callable instance
+    return f"{target.__module__}:{target.__qualname__}"
+
+
+def resolve_env(env: EnvSpecifier) -> EnvSource:
+    """The env `env` names, or a ConfigError saying why it names none."""
+    if callable(env) and not isinstance(env, str):
+        return EnvSource(env_label(env), creator=env)
+    if not isinstance(env, str) or not env:
+        raise ConfigError(
+            "config key 'env' must be an env id, 'module:Name', or a gymnasium.Env class or factory, "
+            f"got {env!r}"
+        )
+    module_name, _, name = env.rpartition(":")
+    if module_name:
+        module = _import_env_module(env, module_name)
+        attribute = _attribute(module, name)
+        if callable(attribute):
+            return EnvSource(env, creator=attribute)
+        if name in gym.registry:
+            return EnvSource(env, spec=gym.spec(name))
+        source = _registered(env, name)
+        if source is not None:
+            return source
+        raise ConfigError(
+            f"unknown env {env!r}: module {module_name!r} has no class or function {name!r} "
+            f"and registers no env id {name!r}"
+        )
+    return _registered(env, env) or EnvSource(env, spec=_gym_spec(env))
+
+
+def as_source(env: EnvSource | EnvSpecifier) -> EnvSource:
+    """`env` itself when it is resolved already, else what its name refers to."""
+    return env if isinstance(env, EnvSource) else resolve_env(env)
+
+
+def publish_gym_registration(env: EnvSpecifier) -> None:
+    """Share an id registered with `gym.register` in this (the driver's) process with every
+    process of its Ray job, so that trials can resolve it.
+
+    Only the driver ran the user's `gym.register`; trial processes start with gymnasium's
+    own registry. Tune's env registry (`register_env`, where RLlib keeps its creators)
+    lives in the cluster's key-value store, readable from every process of the job on
+    every node. Ray 2.60's Tune calls `Trainable.default_resource_request(config)` in the
+    driver for every trial it adds, new, resumed or restarted, with Ray connected;
+    `Algorithm` calls this function there. The spec travels pickled with cloudpickle, so
+    an entry point defined in the user's `__main__` script travels by value.
+    """
+    if not isinstance(env, str) or ":" in env or env not in gym.registry or not env.isascii():
+        return
+    if _registered_creator(env) is not None:
+        return  # a register_env name, or published already; resolve_env prefers it, as RLlib does
+    register_env(env, GymSpecCreator(gym.spec(env)))
+
+
+def _registered(label: str, name: str) -> EnvSource | None:
+    creator = _registered_creator(name)
+    if creator is None:
+        return None
+    if isinstance(creator, GymSpecCreator):
+        return EnvSource(label, spec=creator.spec)
+    return EnvSource(label, creator=creator)
+
+
+def _registered_creator(name: str) -> Callable[..., Any] | None:
+    """The creator `register_env(name, creator)` stored in Tune's registry, if any. Tune has
+    no public reader; RLlib reads the registry the same way."""
+    if not name.isascii() or not _global_registry.contains(ENV_CREATOR, name):
+        return None
+    return _global_registry.get(ENV_CREATOR, name)
+
+
+def _gym_spec(env_id: str) -> EnvSpec:
+    """The spec of a gymnasium id registered in this process (ALE/... by importing ale-py)."""
+    atari.ensure_registered(env_id)
+    try:
+        return gym.spec(env_id)
+    except (gym.error.Error, ModuleNotFoundError, ImportError, AttributeError) as error:
+        raise ConfigError(f"unknown env {env_id!r}: {first_line(error)}") from None
+
+
+def _import_env_module(env: str, module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except Exception as error:
+        dependency = missing_dependency(env, error)
+        if dependency is not None:
+            raise ConfigError(dependency) from None
+        raise ConfigError(
+            f"unknown env {env!r}: importing {module_name!r} failed with {type(error).__name__}: "
+            f"{first_line(error)}"
+        ) from None
+
+
+def _attribute(module: Any, dotted_name: str) -> Any:
+    """module.Outer.Inner for "Outer.Inner"; None when a part is missing or not a name."""
+    value = module
+    for part in dotted_name.split("."):
+        if not part.isidentifier():
+            return None
+        value = getattr(value, part, None)
+    return value

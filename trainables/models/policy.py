@@ -1,0 +1,317 @@
+"""The acting side of each agent: what workers sample with, evaluation measures and users deploy.
+
+A policy holds K members' networks (see `rlsweep.trainables.seeds`). It keeps no random
+state of its own: sampling draws from the per-member generators its caller passes, so a
+worker's exploration is reproducible from the worker's seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlsweep.trainables.learning.device import to_device
+from rlsweep.trainables.models.distributions import action_head, masked_logits
+from rlsweep.trainables.models.encoders import CNNSpec, TensorObs
+from rlsweep.trainables.models.networks import ActorCritic, QNetwork, SquashedGaussianActor
+from rlsweep.trainables.models.normalizer import ObservationNormalizer
+from rlsweep.trainables.models.observations import MASK_KEY, ObservationLayout, Observations
+from rlsweep.trainables.seeds import draw, generators
+
+
+class NetworkConfig(Protocol):
+    """The config keys a policy's networks are built from; every algorithm's config has them."""
+
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    cnn_channels: tuple[int, ...]
+    cnn_kernels: tuple[int, ...]
+    cnn_strides: tuple[int, ...]
+    normalize_obs: bool
+
+
+class QNetworkConfig(NetworkConfig, Protocol):
+    dueling: bool
+
+
+class Policy:
+    """K members' networks plus the observation normalizer they were trained with.
+
+    Subclasses build `network` from the algorithm's config and define `act` (exploratory
+    actions for rollouts, with whatever per-step outputs their learner needs) and
+    `compute_actions` (env-ready actions, deterministic by default). Batches are [K, N, ...]:
+    N observations for each of the K members. `compute_single_action` is the deployment
+    API, for a policy of one member (`load_policy` picks it).
+    """
+
+    network: nn.Module
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        device: torch.device | str,
+        seeds: Sequence[int],
+    ):
+        self.config = config
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.layout = ObservationLayout.of(observation_space)
+        self.seeds = list(seeds)
+        self.device = torch.device(device)
+        self.init_generators = generators(self.seeds)
+        """Draw member k's initial weights; the learner's other networks (SAC's critics)
+        continue from them."""
+        self.network = self.build_network(config, self.init_generators).to(self.device)
+        self.normalizer = ObservationNormalizer(len(self.seeds), self.layout.vector_dim, config.normalize_obs)
+
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
+
+    def build_network(self, config: NetworkConfig, init: list[torch.Generator]) -> nn.Module:
+        """The members' network, member k's parameters drawn from generator `init[k]`."""
+        raise NotImplementedError
+
+    def obs_tensors(self, obs: Observations) -> TensorObs:
+        """Observations [K, ...] as tensors on the policy's device, the vector normalized,
+        images still uint8."""
+        return {
+            key: to_device(self.normalizer(array) if key == "vector" else np.asarray(array), self.device)
+            for key, array in obs.items()
+        }
+
+    def act(
+        self, obs: Observations, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Exploratory actions [K, N, ...] for observations [K, N, ...], and per-step extras."""
+        raise NotImplementedError
+
+    def compute_actions(
+        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
+    ) -> np.ndarray:
+        """Env-ready actions [K, N, ...]; stochastic ones need the members' generators."""
+        raise NotImplementedError
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """What the env receives for the policy's actions: Box actions clipped to the bounds,
+        indices shifted by a Discrete/MultiDiscrete space's `start`."""
+        space = self.action_space
+        if isinstance(space, gym.spaces.Box):
+            return np.clip(actions.reshape(*actions.shape[:2], *space.shape), space.low, space.high)
+        if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
+            return actions + space.start
+        return actions.astype(space.dtype)
+
+    def compute_single_action(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> Any:
+        """The action for one observation as the env returns it (an array, or an int for
+        Discrete action spaces); `action_mask` for envs that give it in `info`."""
+        if self.members != 1:
+            raise ValueError(
+                f"this policy holds {self.members} members; load_policy(path, member=i) picks one"
+            )
+        encoded = self.layout.encode_one(obs, action_mask)
+        action = self.compute_actions({k: v[None] for k, v in encoded.items()}, deterministic)[0, 0]
+        return int(action) if isinstance(self.action_space, gym.spaces.Discrete) else action
+
+    def get_weights(self) -> dict[str, Any]:
+        """Everything a worker needs to act like this policy, as numpy arrays: Ray ships
+        those several times faster than torch tensors."""
+        return {
+            "network": {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()},
+            "normalizer": self.normalizer.state_dict(),
+        }
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        self.network.load_state_dict({k: torch.as_tensor(v) for k, v in weights["network"].items()})
+        self.normalizer.load_state_dict(weights["normalizer"])
+
+    def member(self, index: int) -> Policy:
+        """A policy of member `index` alone."""
+        single = type(self)(
+            self.config, self.observation_space, self.action_space, self.device, [self.seeds[index]]
+        )
+        weights = self.get_weights()
+        single.set_weights(
+            {
+                **weights,
+                "network": {k: v[index : index + 1] for k, v in weights["network"].items()},
+                "normalizer": {k: v[index : index + 1] for k, v in weights["normalizer"].items()},
+            }
+        )
+        return single
+
+
+def cnn_spec(config: NetworkConfig) -> CNNSpec:
+    return CNNSpec(config.cnn_channels, config.cnn_kernels, config.cnn_strides)
+
+
+class ActorCriticPolicy(Policy):
+    """An `ActorCritic` with the action head of its action space; `act` also returns the
+    log-probabilities and values PPO needs."""
+
+    network: ActorCritic
+
+    def build_network(self, config: NetworkConfig, init: list[torch.Generator]) -> ActorCritic:
+        self.head = action_head(self.action_space)
+        return ActorCritic(
+            init,
+            self.layout,
+            self.head.param_dim,
+            self.head.continuous,
+            config.hidden_sizes,
+            config.activation,
+            cnn_spec(config),
+        )
+
+    @torch.inference_mode()
+    def act(
+        self, obs: Observations, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        x = self.obs_tensors(obs)
+        params, value = self.network.policy_params_and_value(x)
+        mask = x.get(MASK_KEY)
+        noise = draw(self.head.noise, gens, (params.shape[1], self.head.noise_dim), self.device)
+        actions = self.head.sample(params, noise, mask)
+        logprob = self.head.log_prob(params, actions, mask)
+        return actions.cpu().numpy(), {"logprob": logprob.cpu().numpy(), "value": value.cpu().numpy()}
+
+    @torch.inference_mode()
+    def compute_actions(
+        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
+    ) -> np.ndarray:
+        x = self.obs_tensors(obs)
+        params = self.network.policy_params(x)
+        mask = x.get(MASK_KEY)
+        if deterministic:
+            actions = self.head.mode(params, mask)
+        else:
+            noise = draw(self.head.noise, gens, (params.shape[1], self.head.noise_dim), self.device)
+            actions = self.head.sample(params, noise, mask)
+        return self.env_actions(actions.cpu().numpy())
+
+
+class QPolicy(Policy):
+    """Epsilon-greedy over a `QNetwork`'s action values (Discrete actions), never choosing
+    an action the mask forbids.
+
+    `epsilon` travels with the weights, so the learner's schedule reaches every worker;
+    the learner's own copy stays 0, and deployment is greedy.
+    """
+
+    network: QNetwork
+    epsilon = 0.0
+
+    def build_network(self, config: QNetworkConfig, init: list[torch.Generator]) -> QNetwork:
+        return QNetwork(
+            init,
+            self.layout,
+            int(self.action_space.n),
+            config.hidden_sizes,
+            config.activation,
+            config.dueling,
+            cnn_spec(config),
+        )
+
+    @torch.inference_mode()
+    def act(
+        self, obs: Observations, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return self._epsilon_greedy(obs, self.epsilon, gens), {}
+
+    @torch.inference_mode()
+    def compute_actions(
+        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
+    ) -> np.ndarray:
+        return self.env_actions(self._epsilon_greedy(obs, 0.0 if deterministic else self.epsilon, gens))
+
+    def _epsilon_greedy(
+        self, obs: Observations, epsilon: float, gens: Sequence[torch.Generator]
+    ) -> np.ndarray:
+        x = self.obs_tensors(obs)
+        mask = x.get(MASK_KEY)
+        q = masked_logits(self.network(x), mask)  # [K, N, A]
+        actions = q.argmax(-1)
+        if epsilon > 0:
+            _, num_envs, num_actions = q.shape
+            noise = draw("uniform", gens, (num_envs, 1 + num_actions), self.device)
+            explore = noise[..., 0] < epsilon
+            # Uniform over the allowed actions: the argmax of uniform noise, masked.
+            random_actions = masked_logits(noise[..., 1:], mask).argmax(-1)
+            actions = torch.where(explore, random_actions, actions)
+        return actions.cpu().numpy()
+
+    def get_weights(self) -> dict[str, Any]:
+        return {**super().get_weights(), "epsilon": self.epsilon}
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        super().set_weights(weights)
+        self.epsilon = float(weights["epsilon"])
+
+
+class SquashedGaussianPolicy(Policy):
+    """A `SquashedGaussianActor` whose actions in (-1, 1) are rescaled to a Box's bounds.
+
+    With `uniform_actions` (sent with the weights) it acts uniformly at random within the
+    bounds instead, as SAC does before learning starts.
+    """
+
+    network: SquashedGaussianActor
+    uniform_actions = False
+
+    def build_network(self, config: NetworkConfig, init: list[torch.Generator]) -> SquashedGaussianActor:
+        self.action_dim = int(np.prod(self.action_space.shape))
+        self.low = torch.as_tensor(self.action_space.low, dtype=torch.float32).flatten().to(self.device)
+        self.high = torch.as_tensor(self.action_space.high, dtype=torch.float32).flatten().to(self.device)
+        return SquashedGaussianActor(
+            init, self.layout, self.action_dim, config.hidden_sizes, config.activation, cnn_spec(config)
+        )
+
+    def to_env_action(self, unit_action: torch.Tensor) -> torch.Tensor:
+        """[..., action_dim] in [-1, 1] to the env's bounds."""
+        return self.low + (unit_action + 1) * 0.5 * (self.high - self.low)
+
+    def to_unit_action(self, env_action: torch.Tensor) -> torch.Tensor:
+        """The inverse of `to_env_action`: env-scale actions to [-1, 1]."""
+        return 2 * (env_action - self.low) / (self.high - self.low) - 1
+
+    @torch.inference_mode()
+    def act(
+        self, obs: Observations, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        num_envs = len(next(iter(obs.values()))[0])
+        if self.uniform_actions:
+            unit = draw("uniform", gens, (num_envs, self.action_dim), self.device) * 2 - 1
+        else:
+            noise = draw("normal", gens, (num_envs, self.action_dim), self.device)
+            unit, _ = self.network.sample(self.obs_tensors(obs), noise)
+        return self._env_actions(unit), {}
+
+    @torch.inference_mode()
+    def compute_actions(
+        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
+    ) -> np.ndarray:
+        x = self.obs_tensors(obs)
+        if deterministic:
+            unit = self.network.mean_action(x)
+        else:
+            num_envs = len(next(iter(obs.values()))[0])
+            unit, _ = self.network.sample(x, draw("normal", gens, (num_envs, self.action_dim), self.device))
+        return self._env_actions(unit)
+
+    def _env_actions(self, unit_action: torch.Tensor) -> np.ndarray:
+        # Clipped too: rounding can put a saturated action an ulp past a bound.
+        return self.env_actions(self.to_env_action(unit_action).cpu().numpy())
+
+    def get_weights(self) -> dict[str, Any]:
+        return {**super().get_weights(), "uniform_actions": self.uniform_actions}
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        super().set_weights(weights)
+        self.uniform_actions = bool(weights["uniform_actions"])

@@ -1,0 +1,45 @@
+"""Deterministic evaluation episodes on envs separate from the training workers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from rlsweep.trainables.models.policy import Policy
+
+
+def evaluate(
+    envs: Sequence[gym.vector.VectorEnv], policy: Policy, num_episodes: int, seeds: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Run `num_episodes` greedy episodes for each member on its own vector env, member k's
+    env seeded with `seeds[k]`; every metric is [K].
+
+    Each env copy contributes at most ceil(num_episodes / num_envs) episodes, so short
+    episodes cannot crowd out long ones and bias the mean.
+    """
+    per_env = math.ceil(num_episodes / envs[0].num_envs)
+    counts = np.zeros((len(envs), envs[0].num_envs), dtype=np.int64)
+    returns: list[list[float]] = [[] for _ in envs]
+    lengths: list[list[int]] = [[] for _ in envs]
+    steps = [env.reset(seed=seed) for env, seed in zip(envs, seeds, strict=True)]
+    while min(map(len, returns)) < num_episodes:
+        actions = policy.compute_actions(policy.layout.encode_members(steps))
+        steps = [env.step(actions[k]) for k, env in enumerate(envs)]
+        for k, step in enumerate(steps):
+            if "episode" not in step[-1]:
+                continue
+            for index in np.flatnonzero(step[-1]["_episode"]):
+                if counts[k, index] < per_env and len(returns[k]) < num_episodes:
+                    counts[k, index] += 1
+                    episode_returns, episode_lengths = step[-1]["episode"]["r"], step[-1]["episode"]["l"]
+                    returns[k].append(float(episode_returns[index]))
+                    lengths[k].append(int(episode_lengths[index]))
+    return {
+        "episode_return_mean": np.array([np.mean(r) for r in returns]),
+        "episode_return_min": np.array([np.min(r) for r in returns]),
+        "episode_return_max": np.array([np.max(r) for r in returns]),
+        "episode_len_mean": np.array([np.mean(lengths_k) for lengths_k in lengths]),
+    }
