@@ -65,7 +65,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each (case, seeds) pair")
-    parser.add_argument("--seeds", type=int, default=5, help="members of the multi-seed trial")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of the multi-seed trial")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     args = parser.parse_args()
 

@@ -3,7 +3,7 @@ last 20 games reaches 18 (scores run from -21 to 21).
 
 Meant for a GPU machine: one trial with `--workers` rollout worker actors (one CPU each) of
 `--envs-per-worker` envs and the learner on the GPU, the settings of
-experiments/shipped/pong_ppo.yaml at the centre of its ranges. Wall time starts when the
+experiments/atari/pong_ppo.yaml at the centre of its ranges. Wall time starts when the
 trial is built (Ray's start-up excluded, as a sweep pays it once) and ends at the target.
 
     .venv/bin/python benchmarks/pong_ppo.py                      # 15 workers x 8 envs, 1 GPU

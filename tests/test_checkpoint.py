@@ -72,6 +72,6 @@ def test_directory_without_state_is_not_an_rlsweep_checkpoint(tmp_path):
 def test_discrete_observations_are_one_hot_encoded(tmp_path):
     algo = PPO(config={**TINY, "env": "FrozenLake-v1", "normalize_obs": False})
     algo.train()
-    assert algo.policy.network.actor[0].weight.shape == (1, 16, 64)  # [members, in, out]
+    assert algo.policy.network.actor[0].weight.shape == (1, 16, 64)  # [seeds, in, out]
     assert 0 <= algo.compute_single_action(3) < 4
     algo.stop()

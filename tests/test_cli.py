@@ -59,14 +59,14 @@ def test_summary_lists_every_tested_config_and_marks_the_best(finished_sweep):
 def test_test_trials_train_on_seeds_no_tuning_trial_used(finished_sweep):
     from rlsweep.pipeline.runner import read_outcome
     from rlsweep.results.sweep_folder import SweepFolder
-    from rlsweep.trainables.seeds import member_seeds
+    from rlsweep.trainables.seeds import seed_values
 
     outcome = read_outcome(SweepFolder(finished_sweep))
-    tuning = {s for t in outcome.trials for s in member_seeds(t.config["seed"], t.config.get("num_seeds", 1))}
+    tuning = {s for t in outcome.trials for s in seed_values(t.config["seed"], t.config.get("num_seeds", 1))}
     testing = {
         s
         for c in outcome.test.configs
-        for s in member_seeds(c.tested.config["seed"], c.tested.config["num_seeds"])
+        for s in seed_values(c.tested.config["seed"], c.tested.config["num_seeds"])
     }
     assert len(testing) == 2 and not tuning & testing
 

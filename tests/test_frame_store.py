@@ -84,7 +84,7 @@ class StackedFrames:
             extras={},
             episode_returns=np.empty(0),
             episode_lengths=np.empty(0, np.int64),
-            episode_members=np.empty(0, np.int64),
+            episode_seeds=np.empty(0, np.int64),
             sample_time_s=0.0,
         )
 
@@ -147,7 +147,7 @@ def test_a_checkpointed_buffer_replays_the_same_images():
 
 
 def test_a_frame_store_reuses_the_channels_a_step_shares_with_the_one_before():
-    store = FrameStore(members=1, capacity=100)
+    store = FrameStore(num_seeds=1, capacity=100)
     frames = np.arange(1, 7, dtype=np.uint8)[:, None, None] * np.ones((1, 2, 2), np.uint8)  # 6 frames
     stacks = np.stack([frames[t : t + STACK] for t in range(3)])[:, None]  # [3 steps, 1 env, 4, 2, 2]
     refs = store.add(0, 0, stacks)
@@ -173,7 +173,7 @@ def test_a_million_atari_transitions_take_about_one_frame_each():
             extras={},
             episode_returns=np.empty(0),
             episode_lengths=np.empty(0, np.int64),
-            episode_members=np.empty(0, np.int64),
+            episode_seeds=np.empty(0, np.int64),
             sample_time_s=0.0,
         ),
         source=0,

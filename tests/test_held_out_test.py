@@ -12,7 +12,7 @@ from rlsweep.results.held_out import HeldOutResult, HeldOutTest, bootstrap_inter
 from rlsweep.results.outcome import RunOutcome
 from rlsweep.results.sweep_folder import SweepFolder
 from rlsweep.results.trials import Ending, TrialOutcome
-from rlsweep.trainables.seeds import held_out_seed, member_seeds
+from rlsweep.trainables.seeds import held_out_seed, seed_values
 
 
 def _experiment(seed: int = 0, num_seeds: int = 1):
@@ -27,15 +27,15 @@ def _experiment(seed: int = 0, num_seeds: int = 1):
     )
 
 
-@pytest.mark.parametrize(("seed", "tuning_members", "test_members"), [(0, 1, 5), (7, 3, 10), (123, 8, 2)])
-def test_test_seeds_never_overlap_tuning_seeds(seed, tuning_members, test_members):
-    experiment = _experiment(seed, tuning_members)
-    tuning = set(member_seeds(experiment.seed, tuning_members))
+@pytest.mark.parametrize(("seed", "tuning_seeds", "test_seeds"), [(0, 1, 5), (7, 3, 10), (123, 8, 2)])
+def test_test_seeds_never_overlap_tuning_seeds(seed, tuning_seeds, test_seeds):
+    experiment = _experiment(seed, tuning_seeds)
+    tuning = set(seed_values(experiment.seed, tuning_seeds))
     (config,) = held_out_configs(
-        [_trial("a", 1.0, 10, {"seed": seed})], experiment, HeldOutSpec(1, test_members)
+        [_trial("a", 1.0, 10, {"seed": seed})], experiment, HeldOutSpec(1, test_seeds)
     )
-    testing = set(member_seeds(config["seed"], config["num_seeds"]))
-    assert len(testing) == test_members
+    testing = set(seed_values(config["seed"], config["num_seeds"]))
+    assert len(testing) == test_seeds
     assert not tuning & testing
 
 
@@ -45,7 +45,7 @@ def test_test_configs_are_the_tuned_configs_on_the_test_seeds():
     (config,) = held_out_configs([tuned], experiment, HeldOutSpec(1, 4))
     assert config == {
         "lr": 0.01,
-        "seed": held_out_seed(experiment.seed, experiment.tuning_members),
+        "seed": held_out_seed(experiment.seed, experiment.tuning_seeds),
         "num_seeds": 4,
         "__tuned_trial": "a",
     }

@@ -13,7 +13,7 @@ from rlsweep.experiment.files import load_experiment
 from rlsweep.trainables import DQN, PPO, SAC, ConfigError, load_policy
 from rlsweep.trainables.envs.build import env_spaces
 from rlsweep.trainables.models.encoders import CNNSpec
-from rlsweep.trainables.models.networks import ActorCritic
+from rlsweep.trainables.models.networks import ActorCritic, NetworkSpec
 from rlsweep.trainables.models.observations import ObservationLayout
 from rlsweep.trainables.models.policy import ActorCriticPolicy
 from rlsweep.trainables.ppo import PPOConfig
@@ -64,7 +64,8 @@ def test_ppo_learns_which_side_the_dot_is_on_from_pixels(env):
 def test_a_dict_observation_routes_its_image_through_the_cnn():
     observation_space, _ = env_spaces("image_envs:DotSideWithVector-v0")
     layout = ObservationLayout.of(observation_space)
-    network = ActorCritic(generators([0]), layout, 2, False, [16], "relu", CNNSpec((4,), (3,), (1,)))
+    spec = NetworkSpec(layout, (16,), "relu", CNNSpec((4,), (3,), (1,)))
+    network = ActorCritic(generators([0]), spec, 2, False)
     vector = torch.zeros(1, 1, 2)
     left, right = torch.zeros(2, 1, 1, 1, 10, 10, dtype=torch.uint8)
     left[..., 0:2, 0:2], right[..., 0:2, 8:10] = 255, 255

@@ -3,13 +3,13 @@ import math
 import pytest
 import torch
 
-from rlsweep.trainables.ppo import clipped_surrogate_loss as members_loss
+from rlsweep.trainables.ppo import clipped_surrogate_loss as per_seed_loss
 
 
 def clipped_surrogate_loss(logprob, old_logprob, advantages, clip_range):
-    """The loss of one member over all-valid steps: inputs [B], outputs scalars."""
+    """The loss of one seed over all-valid steps: inputs [B], outputs scalars."""
     valid = torch.ones(1, len(logprob), dtype=torch.bool)
-    loss, kl, fraction = members_loss(logprob[None], old_logprob[None], advantages[None], valid, clip_range)
+    loss, kl, fraction = per_seed_loss(logprob[None], old_logprob[None], advantages[None], valid, clip_range)
     return loss[0], kl[0], fraction[0]
 
 
@@ -56,12 +56,12 @@ def test_approx_kl_matches_k3_estimator():
 def test_invalid_steps_count_for_nothing():
     logprob = torch.log(torch.tensor([[0.5, 0.25]]))
     valid = torch.tensor([[True, False]])
-    loss, _, _ = members_loss(logprob, logprob, torch.tensor([[1.0, -100.0]]), valid, 0.2)
+    loss, _, _ = per_seed_loss(logprob, logprob, torch.tensor([[1.0, -100.0]]), valid, 0.2)
     assert loss.item() == pytest.approx(-1.0)
 
 
-def test_each_member_gets_the_mean_over_its_own_steps():
+def test_each_seed_gets_the_mean_over_its_own_steps():
     logprob = torch.zeros(2, 2)
     advantages = torch.tensor([[1.0, 3.0], [-2.0, -4.0]])
-    loss, _, _ = members_loss(logprob, logprob, advantages, torch.ones(2, 2, dtype=torch.bool), 0.2)
+    loss, _, _ = per_seed_loss(logprob, logprob, advantages, torch.ones(2, 2, dtype=torch.bool), 0.2)
     assert loss.tolist() == pytest.approx([-2.0, 3.0])

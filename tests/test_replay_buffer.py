@@ -7,17 +7,17 @@ from rlsweep.trainables.sampling.rollout import Rollout
 GAMMA = 0.5
 
 
-def _rollout(first_obs, rewards, terminated=None, truncated=None, valid=None, members=1) -> Rollout:
-    """One env per member; observation t is the number first_obs + t (plus 1000 * member), so
+def _rollout(first_obs, rewards, terminated=None, truncated=None, valid=None, num_seeds=1) -> Rollout:
+    """One env per seed; observation t is the number first_obs + t (plus 1000 * seed), so
     next_obs says how far a window went and whose it is."""
     steps = len(rewards)
     column = lambda values, dtype: np.repeat(  # noqa: E731
-        np.asarray(values, dtype=dtype).reshape(steps, 1, 1), members, axis=1
+        np.asarray(values, dtype=dtype).reshape(steps, 1, 1), num_seeds, axis=1
     )
     no = [False] * steps
     obs = np.arange(first_obs, first_obs + steps + 1, dtype=np.float32).reshape(steps + 1, 1, 1, 1)
     return Rollout(
-        obs={"vector": obs + 1000 * np.arange(members, dtype=np.float32).reshape(1, members, 1, 1)},
+        obs={"vector": obs + 1000 * np.arange(num_seeds, dtype=np.float32).reshape(1, num_seeds, 1, 1)},
         actions=column(np.arange(steps), np.int64),
         rewards=column(rewards, np.float32),
         terminated=column(terminated or no, bool),
@@ -26,18 +26,18 @@ def _rollout(first_obs, rewards, terminated=None, truncated=None, valid=None, me
         extras={},
         episode_returns=np.empty(0),
         episode_lengths=np.empty(0, dtype=np.int64),
-        episode_members=np.empty(0, dtype=np.int64),
+        episode_seeds=np.empty(0, dtype=np.int64),
         sample_time_s=0.0,
     )
 
 
-def _buffer(n_step=1, capacity=100, members=1) -> ReplayBuffer:
-    return ReplayBuffer(capacity, seeds=list(range(members)), n_step=n_step)
+def _buffer(n_step=1, capacity=100, num_seeds=1) -> ReplayBuffer:
+    return ReplayBuffer(capacity, seeds=list(range(num_seeds)), n_step=n_step)
 
 
-def _stored(buffer: ReplayBuffer, member: int = 0) -> dict[str, np.ndarray]:
-    """A member's transitions, oldest first, observations as plain arrays."""
-    transitions = buffer.state_dict(include_transitions=True)["transitions"][member]
+def _stored(buffer: ReplayBuffer, seed_index: int = 0) -> dict[str, np.ndarray]:
+    """A seed's transitions, oldest first, observations as plain arrays."""
+    transitions = buffer.state_dict(include_transitions=True)["transitions"][seed_index]
     return {
         "obs": transitions.obs["vector"],
         "next_obs": transitions.next_obs["vector"],
@@ -110,9 +110,9 @@ def test_full_buffer_overwrites_the_oldest_transitions():
 
 def test_samples_have_batch_shapes_for_box_actions():
     buffer = ReplayBuffer(10, seeds=[0, 1])
-    for member in range(2):
+    for seed_index in range(2):
         buffer.add(
-            member,
+            seed_index,
             Transitions(
                 obs={"vector": np.ones((4, 3), np.float32)},
                 actions=np.ones((4, 2), np.float32),
@@ -128,12 +128,12 @@ def test_samples_have_batch_shapes_for_box_actions():
     assert batch.rewards.shape == batch.terminated.shape == batch.discounts.shape == (2, 7)
 
 
-def test_each_member_replays_only_its_own_transitions():
-    buffer = _buffer(members=3)
-    buffer.add_rollout(_rollout(0, [1, 1, 1, 1], members=3), 0, GAMMA)
+def test_each_seed_replays_only_its_own_transitions():
+    buffer = _buffer(num_seeds=3)
+    buffer.add_rollout(_rollout(0, [1, 1, 1, 1], num_seeds=3), 0, GAMMA)
     batch = buffer.sample(50)
-    for member in range(3):
-        assert set(batch.obs["vector"][member, :, 0] // 1000) == {member}
+    for seed_index in range(3):
+        assert set(batch.obs["vector"][seed_index, :, 0] // 1000) == {seed_index}
 
 
 def test_state_dict_round_trip_restores_transitions_in_order_and_the_sampling_rng():

@@ -37,7 +37,7 @@ def test_auc_rewards_the_config_that_learned_sooner():
     assert score(fast, ScoreSpec("final")) == score(slow, ScoreSpec("final"))
 
 
-def test_each_member_and_env_is_scored_under_its_own_prefix():
+def test_each_seed_and_env_is_scored_under_its_own_prefix():
     history = ScoreHistory("evaluation/episode_return_mean", ScoreSpec("auc"))
     for value in (100.0, 300.0):
         history.record(

@@ -28,7 +28,7 @@ from rlsweep.trainables.models.spaces import space_names
 from rlsweep.trainables.sampling.evaluation import evaluate
 from rlsweep.trainables.sampling.rollout import Rollout
 from rlsweep.trainables.sampling.worker_group import WorkerGroup
-from rlsweep.trainables.seeds import SeedMetrics, aggregate, generators, member_seeds
+from rlsweep.trainables.seeds import SeedMetrics, aggregate, generators, seed_results, seed_values
 from rlsweep.trainables.training_episodes import TrainingEpisodes
 
 
@@ -43,13 +43,13 @@ class Algorithm(tune.Trainable):
     the current weights (with `async_sampling`, they are already sampling the next round
     while `learn` runs; see `WorkerGroup`), `learn` updates the learner from those rollouts. Every
     `evaluation_interval` iterations deterministic episodes measure the greedy policy.
-    With `num_seeds` K > 1, every metric is aggregated over the K members, each member's
+    With `num_seeds` K > 1, every metric is aggregated over the K seeds, each seed's
     own value reported under `seeds/<i>/`.
     """
 
     config_class: ClassVar[type[AlgorithmConfig]]
     policy_class: ClassVar[type[Policy]]
-    """The acting policy; built from the config, the env's spaces, a device and member seeds."""
+    """The acting policy; built from the config, the env's spaces, a device and the seed values."""
     action_spaces: ClassVar[tuple[type[gym.spaces.Space], ...]]
     """The action spaces this algorithm acts in."""
 
@@ -88,7 +88,7 @@ class Algorithm(tune.Trainable):
         return self.policy.get_weights()
 
     def learn(self, rollouts: list[Rollout]) -> SeedMetrics:
-        """Update the learner from one round's rollouts; returns loss metrics per member
+        """Update the learner from one round's rollouts; returns loss metrics per seed
         (NaN: no update)."""
         raise NotImplementedError
 
@@ -141,7 +141,7 @@ class Algorithm(tune.Trainable):
         self.algo_config = build_config(self.config_class, config)
         cfg = self.algo_config
         torch.set_num_threads(1)
-        self.seeds = member_seeds(cfg.seed, cfg.num_seeds)
+        self.seeds = seed_values(cfg.seed, cfg.num_seeds)
         self.device = learner_device(cfg.num_gpus)
         # The env is resolved and checked once here; workers and evaluation build from the result.
         report = self.check_environment(cfg)
@@ -150,13 +150,13 @@ class Algorithm(tune.Trainable):
         self.policy = self.policy_class(
             cfg, self.observation_space, self.action_space, self.device, self.seeds
         )
-        # The learner's own randomness (minibatch order, SAC's action noise), per member.
+        # The learner's own randomness (minibatch order, SAC's action noise), per seed.
         self.learner_generators = generators(self.seeds, self.device)
         self.setup_learner()
         self.policy_version = 0
         """Rounds learned since the workers started: the version of the weights they receive."""
         self.timesteps_total = 0
-        """Env steps each member took: every step of its envs, counted as CleanRL counts them
+        """Env steps each seed took: every step of its envs, counted as CleanRL counts them
         (the step that resets an env after its episode ended included)."""
         self.episodes = TrainingEpisodes(cfg.num_seeds)
         self.last_evaluation: SeedMetrics = {}
@@ -199,7 +199,7 @@ class Algorithm(tune.Trainable):
             learn_time += time.perf_counter() - start
         learner_metrics = _mean_over_rounds(round_metrics)
         self._check_finite(learner_metrics)
-        result = self.member_results({**learner_metrics, **self.episodes.metrics(finished)})
+        result = self.seed_results({**learner_metrics, **self.episodes.metrics(finished)})
         result.update(
             timesteps_total=self.timesteps_total,
             env_steps_per_s=steps * cfg.num_seeds / (sample_time + learn_time),
@@ -208,23 +208,17 @@ class Algorithm(tune.Trainable):
             num_worker_restarts=self.workers.restarts,
         )
         if cfg.evaluation_interval and self.iteration % cfg.evaluation_interval == 0:
-            self.last_evaluation = self._evaluate_members()
+            self.last_evaluation = self._evaluate_seeds()
         if self.last_evaluation:
-            result.update(self.member_results(self.last_evaluation, prefix="evaluation/"))
+            result.update(self.seed_results(self.last_evaluation, prefix="evaluation/"))
         return result
 
-    def member_results(self, metrics: SeedMetrics, prefix: str = "") -> dict[str, float]:
-        """Per-member metrics as Tune results: each key aggregated over members by
-        `seed_aggregate`, and with several members each one's value under seeds/<i>/."""
-        cfg = self.algo_config
-        results = {f"{prefix}{key}": aggregate(values, cfg.seed_aggregate) for key, values in metrics.items()}
-        if cfg.num_seeds > 1:
-            for key, values in metrics.items():
-                results.update({f"seeds/{i}/{prefix}{key}": float(v) for i, v in enumerate(values)})
-        return results
+    def seed_results(self, metrics: SeedMetrics, prefix: str = "") -> dict[str, float]:
+        """Per-seed metrics as Tune results (see `seeds.seed_results`)."""
+        return seed_results(metrics, self.algo_config.seed_aggregate, prefix)
 
     def _check_finite(self, learner_metrics: SeedMetrics) -> None:
-        """Stop a diverged trial with the reason: some member's weights are no longer numbers."""
+        """Stop a diverged trial with the reason: some seed's weights are no longer numbers."""
         finite = torch.stack(
             [p.detach().flatten(1).isfinite().all(1) for p in self.policy.network.parameters()]
         ).all(0)
@@ -232,13 +226,13 @@ class Algorithm(tune.Trainable):
             return
         diverged = torch.nonzero(~finite).flatten().tolist()
         losses = ", ".join(f"{k}={aggregate(v, 'mean'):.3g}" for k, v in learner_metrics.items())
-        which = "" if self.algo_config.num_seeds == 1 else f" (members {diverged})"
+        which = "" if self.algo_config.num_seeds == 1 else f" (seeds {diverged})"
         raise DivergenceError(
             f"training diverged at iteration {self.iteration + 1}{which}: the network's weights are NaN or "
             f"infinite ({losses}); try a lower lr or max_grad_norm"
         )
 
-    def _evaluate_members(self) -> SeedMetrics:
+    def _evaluate_seeds(self) -> SeedMetrics:
         cfg = self.algo_config
         if not self.evaluation_envs:
             num_envs = min(cfg.evaluation_num_episodes, 16)
@@ -255,10 +249,10 @@ class Algorithm(tune.Trainable):
 
     def evaluate(self) -> dict[str, float]:
         """Deterministic episodes with the learner's current policy, as Tune would report them."""
-        return self.member_results(self._evaluate_members())
+        return self.seed_results(self._evaluate_seeds())
 
     def compute_single_action(self, obs: Any, deterministic: bool = True) -> Any:
-        """The trained policy's action for one observation (a single-member trial's)."""
+        """The trained policy's action for one observation (a single-seed trial's)."""
         return self.policy.compute_single_action(obs, deterministic)
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
@@ -305,24 +299,26 @@ class Algorithm(tune.Trainable):
             env.close()
 
     @classmethod
-    def load_policy(cls, checkpoint: str | Path, device: str = "cpu", member: int | None = None) -> Policy:
-        """The policy of one member stored in a checkpoint, ready to act, without Ray or Tune:
-        `member`, or the member with the best last evaluation (else training) return."""
+    def load_policy(
+        cls, checkpoint: str | Path, device: str = "cpu", seed_index: int | None = None
+    ) -> Policy:
+        """The policy of one seed stored in a checkpoint, ready to act, without Ray or Tune:
+        `seed_index`, or the seed with the best last evaluation (else training) return."""
         payload = read_checkpoint(checkpoint, cls.__name__)
         config = build_config(cls.config_class, payload["config"])
         observation_space, action_space = env_spaces(config.env_source, config.env_config)
-        seeds = member_seeds(config.seed, config.num_seeds)
+        seeds = seed_values(config.seed, config.num_seeds)
         policy = cls.policy_class(config, observation_space, action_space, device, seeds)
         policy.set_weights(payload["state"]["policy"])
-        if member is None:
-            member = best_member(payload["state"])
-        if not 0 <= member < config.num_seeds:
-            raise ConfigError(f"checkpoint has members 0..{config.num_seeds - 1}, not {member}")
-        return policy.member(member)
+        if seed_index is None:
+            seed_index = best_seed(payload["state"])
+        if not 0 <= seed_index < config.num_seeds:
+            raise ConfigError(f"checkpoint has seeds 0..{config.num_seeds - 1}, not {seed_index}")
+        return policy.of_seed(seed_index)
 
 
-def best_member(state: dict[str, Any]) -> int:
-    """The member with the best last evaluation return, else the best recent training return."""
+def best_seed(state: dict[str, Any]) -> int:
+    """The seed with the best last evaluation return, else the best recent training return."""
     evaluation = state.get("last_evaluation", {}).get("episode_return_mean")
     if evaluation is not None:
         return int(np.nanargmax(evaluation))
@@ -332,7 +328,7 @@ def best_member(state: dict[str, Any]) -> int:
 
 
 def _mean_over_rounds(round_metrics: list[SeedMetrics]) -> SeedMetrics:
-    """Each learner metric averaged over an iteration's rounds per member, skipping the NaNs of
+    """Each learner metric averaged over an iteration's rounds per seed, skipping the NaNs of
     rounds that made no update (an off-policy learner waiting for `learning_starts`)."""
     means = {}
     for key in round_metrics[0]:

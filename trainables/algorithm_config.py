@@ -34,16 +34,17 @@ class AlgorithmConfig:
     the current one, so the learner learns from rollouts of the weights one update older
     than its own; false alternates sampling and learning and reproduces a seed's run exactly."""
     num_envs_per_worker: int = 8
-    """Envs each worker steps per member, all members' sharing one policy forward pass per step."""
+    """Envs each worker steps per seed, all seeds' sharing one policy forward pass per step."""
     num_gpus: float = 0.0
     """GPUs for the learner; it falls back to the CPU when CUDA is not available."""
     seed: int = 0
-    """Seeds every member's weights, envs and exploration, so a config trains the same way twice."""
+    """The first seed value: it seeds the weights, envs and exploration of seed 0, so a config
+    trains the same way twice."""
     num_seeds: int = 1
-    """Independent agents (members) the trial trains side by side as one batched learner;
-    member i's seed is seed + i * SEED_STRIDE."""
+    """Independently seeded agents the trial trains side by side as one batched learner
+    (see `rlsweep.trainables.seeds`); seed k's value is seed + k * SEED_STRIDE."""
     seed_aggregate: SeedAggregate = "mean"
-    """How a metric's per-member values become the one Tune reports (each member's value is
+    """How a metric's per-seed values become the one Tune reports (each seed's value is
     under seeds/<i>/<key> too): mean, median, iqm (interquartile mean) or min."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Units per hidden layer of each network."""
@@ -60,7 +61,7 @@ class AlgorithmConfig:
     evaluation_interval: int = 5
     """Evaluate every this many iterations, starting with the first; 0 turns evaluation off."""
     evaluation_num_episodes: int = 10
-    """Deterministic episodes per member per evaluation, on envs separate from the workers."""
+    """Deterministic episodes per seed per evaluation, on envs separate from the workers."""
     max_worker_restarts: int = 3
     """Rollout workers the trial replaces (dead actor, failing env) before it fails itself."""
     restore_from: str | None = None

@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import ray.cloudpickle as cloudpickle
-import torch
-
 STATE_FILE = "rlsweep_state.pt"
 FORMAT_VERSION = 1
 
@@ -26,6 +23,9 @@ def write_checkpoint(
         "config": config,
         "state": state,
     }
+    import ray.cloudpickle as cloudpickle
+    import torch
+
     # cloudpickle: a config's env may be a class or factory from the user's __main__ script,
     # which plain pickle can only store by a reference that no other process resolves.
     torch.save(payload, Path(checkpoint_dir) / STATE_FILE, pickle_module=cloudpickle)
@@ -47,6 +47,8 @@ def read_checkpoint(path: str | Path, algorithm: str | None = None) -> dict[str,
 
     With `algorithm`, a checkpoint of another algorithm is an error too.
     """
+    import torch
+
     state_file = checkpoint_file(path)
     try:
         # Our own pickled payload (numpy arrays, RNG state): only load checkpoints you trust.

@@ -23,7 +23,6 @@ from rlsweep.trainables.models.distributions import masked_logits
 from rlsweep.trainables.models.observations import MASK_KEY
 from rlsweep.trainables.models.policy import QPolicy
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
-from rlsweep.trainables.registry import register
 from rlsweep.trainables.sampling.rollout import Rollout
 from rlsweep.trainables.seeds import SeedMetrics
 
@@ -68,7 +67,6 @@ class DQNConfig(OffPolicyConfig):
         check_range("max_grad_norm", self.max_grad_norm, 0, low_inclusive=False)
 
 
-@register
 class DQN(OffPolicyAlgorithm):
     """DQN as a Tune Trainable: `tune.run(DQN, config={"env": "CartPole-v1"})`."""
 
@@ -123,7 +121,7 @@ class DQN(OffPolicyAlgorithm):
         loss = nn.functional.smooth_l1_loss(q, targets, reduction="none").mean(-1)  # [K]
 
         self.optimizer.zero_grad(set_to_none=True)
-        loss.sum().backward()  # members share no parameters: each gets its own gradient
+        loss.sum().backward()  # seeds share no parameters: each gets its own gradient
         clip_grad_norm(self.q_network.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
         return {"td_loss": loss.detach(), "q_mean": q.detach().mean(-1)}

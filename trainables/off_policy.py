@@ -36,9 +36,9 @@ class OffPolicyConfig(AlgorithmConfig):
     gamma: float = 0.99
     """Discount factor."""
     buffer_size: int = 100_000
-    """Transitions the replay buffer keeps per member; the oldest are overwritten first."""
+    """Transitions the replay buffer keeps per seed; the oldest are overwritten first."""
     batch_size: int = 256
-    """Transitions per gradient step (per member)."""
+    """Transitions per gradient step (per seed)."""
     learning_starts: int = 1000
     """Updates wait until this many env steps have filled the buffer (again after a
     checkpoint restored without its buffer, so a few transitions are not overfit)."""
@@ -85,7 +85,7 @@ class Batch(NamedTuple):
     discounts: torch.Tensor
 
     def rows(self, start: int, stop: int) -> Batch:
-        """Every member's transitions start..stop."""
+        """Every seed's transitions start..stop."""
 
         def part(value: Any) -> Any:
             if isinstance(value, dict):
@@ -150,9 +150,9 @@ class OffPolicyAlgorithm(Algorithm):
             self.replay_buffer.add_rollout(rollout, rollout.worker, cfg.gamma)
             self.filled_steps += rollout.valid.shape[0] * rollout.valid.shape[2]
             if "vector" in rollout.obs:
-                for member in range(cfg.num_seeds):
-                    vectors = rollout.obs["vector"][:-1, member][rollout.valid[:, member]]
-                    self.policy.normalizer.update(member, vectors)
+                for seed_index in range(cfg.num_seeds):
+                    vectors = rollout.obs["vector"][:-1, seed_index][rollout.valid[:, seed_index]]
+                    self.policy.normalizer.update(seed_index, vectors)
         if self.filled_steps < max(1, cfg.learning_starts) or len(self.replay_buffer) == 0:
             return {key: np.full(cfg.num_seeds, np.nan) for key in self.update_metrics}
         # From the config every round, so PBT's new lr wins over a restored optimizer's.

@@ -2,7 +2,7 @@
 
 Workers collect `rollout_length` steps from each of their envs with the current policy;
 the learner computes GAE advantages and runs `num_epochs` passes of minibatch updates on
-the clipped objective below, for every member at once: each member's minibatches are its
+the clipped objective below, for every seed at once: each seed's minibatches are its
 own samples in its own shuffled order, its advantages are normalized over its own
 minibatch, and its gradient is clipped by its own norm.
 """
@@ -24,7 +24,6 @@ from rlsweep.trainables.learning.optim import adam, clip_grad_norm
 from rlsweep.trainables.models.distributions import ACTION_SPACES
 from rlsweep.trainables.models.observations import MASK_KEY
 from rlsweep.trainables.models.policy import ActorCriticPolicy
-from rlsweep.trainables.registry import register
 from rlsweep.trainables.sampling.rollout import Rollout
 from rlsweep.trainables.seeds import SeedMetrics
 
@@ -50,7 +49,7 @@ class PPOConfig(AlgorithmConfig):
     num_epochs: int = 4
     """Passes over each batch."""
     minibatch_size: int = 256
-    """Steps per gradient step (per member); must not exceed the batch."""
+    """Steps per gradient step (per seed); must not exceed the batch."""
     clip_range: float = 0.2
     """PPO's epsilon: how far the probability ratio may move before the objective stops rewarding it."""
     clip_range_anneal_timesteps: int | None = None
@@ -89,7 +88,6 @@ class PPOConfig(AlgorithmConfig):
         return max(1, self.num_workers) * self.num_envs_per_worker * self.rollout_length
 
 
-@register
 class PPO(Algorithm):
     """PPO as a Tune Trainable: `tune.run(PPO, config={"env": "CartPole-v1"})`."""
 
@@ -119,9 +117,9 @@ class PPO(Algorithm):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        members, num_samples = batch["valid"].shape
+        num_seeds, num_samples = batch["valid"].shape
         num_minibatches = max(1, num_samples // cfg.minibatch_size)
-        rows = torch.arange(members, device=self.device)[:, None]  # [K, 1] picks each member's samples
+        rows = torch.arange(num_seeds, device=self.device)[:, None]  # [K, 1] picks each seed's samples
         stats: list[torch.Tensor] = []  # [5, K] per minibatch, read once at the end
         for _ in range(cfg.num_epochs):
             order = torch.stack(
@@ -129,7 +127,7 @@ class PPO(Algorithm):
                     torch.randperm(num_samples, generator=g, device=self.device)
                     for g in self.learner_generators
                 ]
-            )  # [K, M]: each member shuffles its own samples
+            )  # [K, M]: each seed shuffles its own samples
             for index in order.tensor_split(num_minibatches, dim=1):  # [K, B]
                 mb = {key: _take(batch[key], rows, index) for key in MINIBATCH_KEYS}
                 valid = mb["valid"]
@@ -147,7 +145,7 @@ class PPO(Algorithm):
                 loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy  # [K]
 
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.sum().backward()  # members share no parameters: each gets its own gradient
+                loss.sum().backward()  # seeds share no parameters: each gets its own gradient
                 clip_grad_norm(network.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 stats.append(
@@ -164,21 +162,21 @@ class PPO(Algorithm):
             "entropy": entropy,
             "approx_kl": approx_kl,
             "clip_fraction": clip_fraction,
-            "lr": np.full(members, lr),
-            "clip_range": np.full(members, clip_range),
+            "lr": np.full(num_seeds, lr),
+            "clip_range": np.full(num_seeds, clip_range),
             "explained_variance": explained_variance(batch["values"], batch["returns"], batch["valid"]),
         }
 
     def _update_normalizer(self, rollout: Rollout) -> None:
         if "vector" not in rollout.obs:
             return
-        for member in range(self.algo_config.num_seeds):
-            valid = rollout.valid[:, member]
-            self.policy.normalizer.update(member, rollout.obs["vector"][:-1, member][valid])
+        for seed_index in range(self.algo_config.num_seeds):
+            valid = rollout.valid[:, seed_index]
+            self.policy.normalizer.update(seed_index, rollout.obs["vector"][:-1, seed_index][valid])
 
     @torch.no_grad()
     def _batch(self, rollouts: list[Rollout]) -> dict[str, Any]:
-        """Every rollout's steps as learner tensors [K, M, ...] (M = steps per member, autoreset
+        """Every rollout's steps as learner tensors [K, M, ...] (M = steps per seed, autoreset
         steps kept but marked invalid), with GAE targets: the iteration's one copy to the
         learner's device, which the minibatches index there."""
         cfg = self.algo_config
@@ -208,8 +206,8 @@ class PPO(Algorithm):
                 ("returns", returns),
                 ("valid", rollout.valid),
             ):
-                parts[key].append(_members_first(array))
-            observations.append({key: _members_first(value[:-1]) for key, value in rollout.obs.items()})
+                parts[key].append(_seeds_first(array))
+            observations.append({key: _seeds_first(value[:-1]) for key, value in rollout.obs.items()})
         batch: dict[str, Any] = {
             key: to_device(np.concatenate(arrays, axis=1), self.device) for key, arrays in parts.items()
         }
@@ -225,27 +223,27 @@ class PPO(Algorithm):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def _members_first(array: np.ndarray) -> np.ndarray:
-    """[T, K, N, ...] -> [K, T*N, ...]: each member's steps in one row."""
-    steps, members, envs = array.shape[:3]
-    return np.swapaxes(array, 0, 1).reshape(members, steps * envs, *array.shape[3:])
+def _seeds_first(array: np.ndarray) -> np.ndarray:
+    """[T, K, N, ...] -> [K, T*N, ...]: each seed's steps in one row."""
+    steps, num_seeds, envs = array.shape[:3]
+    return np.swapaxes(array, 0, 1).reshape(num_seeds, steps * envs, *array.shape[3:])
 
 
 def _take(value: Any, rows: torch.Tensor, index: torch.Tensor) -> Any:
-    """Each member's samples `index` [K, B] from a tensor [K, M, ...] (or a dict of them)."""
+    """Each seed's samples `index` [K, B] from a tensor [K, M, ...] (or a dict of them)."""
     if isinstance(value, dict):
         return {key: tensor[rows, index] for key, tensor in value.items()}
     return value[rows, index]
 
 
 def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """The mean of x [K, B] over each member's valid entries: [K]."""
+    """The mean of x [K, B] over each seed's valid entries: [K]."""
     weights = valid.float()
     return (x * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)
 
 
 def normalize(advantages: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Standardize [K, B] per member over its valid entries (unbiased std, as torch.std)."""
+    """Standardize [K, B] per seed over its valid entries (unbiased std, as torch.std)."""
     mean = masked_mean(advantages, valid)[:, None]
     weights = valid.float()
     variance = ((advantages - mean).pow(2) * weights).sum(-1) / (weights.sum(-1) - 1).clamp(min=1.0)
@@ -260,7 +258,7 @@ def clipped_surrogate_loss(
     clip_range: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PPO's clipped objective as a loss, plus the approximate KL and clip fraction; inputs
-    [K, B], outputs [K] (means over each member's valid steps).
+    [K, B], outputs [K] (means over each seed's valid steps).
 
     The loss takes the pessimistic (larger) of the unclipped and clipped terms, so moving the
     probability ratio outside [1 - clip, 1 + clip] earns nothing.
@@ -277,7 +275,7 @@ def clipped_surrogate_loss(
 
 
 def explained_variance(predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
-    """1 - Var[target - predicted] / Var[target] per member over valid steps: 1 is a perfect
+    """1 - Var[target - predicted] / Var[target] per seed over valid steps: 1 is a perfect
     critic, <= 0 is useless; [K] (NaN where the targets do not vary)."""
     weights = valid.float()
 

@@ -1,36 +1,43 @@
-"""Algorithm names as experiment files and the CLI spell them, each registered by its module."""
+"""Algorithm names as experiment files and the CLI spell them, each with its module: one
+line per algorithm. Modules are imported on first use, so naming an algorithm costs
+nothing until it is trained."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+import importlib
+from typing import TYPE_CHECKING
 
 from rlsweep.trainables.config import ConfigError
 
 if TYPE_CHECKING:
     import gymnasium as gym
 
-AlgorithmClass = TypeVar("AlgorithmClass", bound=type)
+ALGORITHM_MODULES = {
+    "PPO": "rlsweep.trainables.ppo",
+    "DQN": "rlsweep.trainables.dqn",
+    "SAC": "rlsweep.trainables.sac",
+}
+"""Name -> the module defining the algorithm's Trainable class (an `Algorithm` subclass) of
+that name, in the order `rlsweep list` shows them."""
 
-ALGORITHMS: dict[str, type] = {}
-"""Name -> the algorithm's Trainable class, in registration order."""
 
-
-def register(trainable: AlgorithmClass) -> AlgorithmClass:
-    """Class decorator: make an algorithm known by its class name."""
-    ALGORITHMS[trainable.__name__] = trainable
-    return trainable
+def algorithms() -> dict[str, type]:
+    """Every algorithm's Trainable class, by name."""
+    return {
+        name: getattr(importlib.import_module(module), name) for name, module in ALGORITHM_MODULES.items()
+    }
 
 
 def get_algorithm(name: str) -> type:
     """The trainable class for `name` (case-insensitive), or a ConfigError listing the choices."""
-    for known, trainable in ALGORITHMS.items():
+    for known, module in ALGORITHM_MODULES.items():
         if known.lower() == name.lower():
-            return trainable
-    raise ConfigError(f"unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)}")
+            return getattr(importlib.import_module(module), known)
+    raise ConfigError(f"unknown algorithm {name!r}; available: {', '.join(ALGORITHM_MODULES)}")
 
 
 def algorithms_acting_in(action_space: gym.spaces.Space) -> list[str]:
     """The names of the algorithms that can act in `action_space`."""
     return [
-        name for name, trainable in ALGORITHMS.items() if not trainable.action_space_problem(action_space)
+        name for name, trainable in algorithms().items() if not trainable.action_space_problem(action_space)
     ]

@@ -24,9 +24,8 @@ import torch
 from rlsweep.trainables.config import check_range
 from rlsweep.trainables.learning.optim import adam
 from rlsweep.trainables.models.networks import TwinQ
-from rlsweep.trainables.models.policy import SquashedGaussianPolicy, cnn_spec
+from rlsweep.trainables.models.policy import SquashedGaussianPolicy
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
-from rlsweep.trainables.registry import register
 from rlsweep.trainables.seeds import draw
 
 
@@ -56,7 +55,6 @@ class SACConfig(OffPolicyConfig):
         check_range("initial_alpha", self.initial_alpha, 0, low_inclusive=False)
 
 
-@register
 class SAC(OffPolicyAlgorithm):
     """SAC as a Tune Trainable: `tune.run(SAC, config={"env": "Pendulum-v1"})`."""
 
@@ -80,14 +78,7 @@ class SAC(OffPolicyAlgorithm):
         cfg = self.algo_config
         policy = self.policy
         self.actor = policy.network
-        self.critic = TwinQ(
-            policy.init_generators,
-            policy.layout,
-            policy.action_dim,
-            cfg.hidden_sizes,
-            cfg.activation,
-            cnn_spec(cfg),
-        ).to(self.device)
+        self.critic = TwinQ(policy.init_generators, policy.spec, policy.action_dim).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.full(
             (cfg.num_seeds,),
@@ -95,7 +86,7 @@ class SAC(OffPolicyAlgorithm):
             dtype=torch.float32,
             device=self.device,
             requires_grad=True,
-        )  # one temperature per member
+        )  # one temperature per seed
         self.actor_optimizer = adam(self.actor.parameters(), cfg.lr)
         self.critic_optimizer = adam(self.critic.parameters(), cfg.lr)
         self.alpha_optimizer = adam([self.log_alpha], cfg.lr)
@@ -126,7 +117,7 @@ class SAC(OffPolicyAlgorithm):
         q1, q2 = self.critic(batch.obs, actions)
         critic_loss = twin_q_loss(q1, q2, targets)  # [K]
         self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.sum().backward()  # members share no parameters: each gets its own gradient
+        critic_loss.sum().backward()  # seeds share no parameters: each gets its own gradient
         self.critic_optimizer.step()
 
         # The actor's gradient flows through the critics, which stay fixed for this step.
@@ -194,7 +185,7 @@ def soft_q_target(
 
 def twin_q_loss(q1: torch.Tensor, q2: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Both critics regress to the same target: MSE(Q1, y) + MSE(Q2, y); inputs [..., B],
-    one loss per leading index (member)."""
+    one loss per leading index (seed)."""
     return (q1 - targets).pow(2).mean(-1) + (q2 - targets).pow(2).mean(-1)
 
 
@@ -202,7 +193,7 @@ def sac_actor_loss(
     logprob: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor, alpha: torch.Tensor
 ) -> torch.Tensor:
     """E[alpha log pi(a~|s) - min(Q1, Q2)(s, a~)] for reparameterized actions a~; inputs
-    [..., B], one loss per leading index (member).
+    [..., B], one loss per leading index (seed).
 
     Minimizing it is the KL projection onto the critic's Boltzmann policy: high soft Q
     and high entropy both lower it.

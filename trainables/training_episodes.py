@@ -26,11 +26,11 @@ class TrainingEpisodes:
     def add(self, rollout: Rollout) -> np.ndarray:
         """Record the episodes that finished in `rollout`; returns how many each seed finished, [K]."""
         for seed, ret, length in zip(
-            rollout.episode_members, rollout.episode_returns, rollout.episode_lengths, strict=True
+            rollout.episode_seeds, rollout.episode_returns, rollout.episode_lengths, strict=True
         ):
             self.returns[seed].append(float(ret))
             self.lengths[seed].append(int(length))
-        finished = np.bincount(rollout.episode_members, minlength=len(self.returns))
+        finished = np.bincount(rollout.episode_seeds, minlength=len(self.returns))
         self.total += finished
         return finished
 

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
+
+
+class DeprecatedAlias(argparse.Action):
+    """An option's old name: it still works, with one line saying the new one."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: Any, value: Any, option: Any = None
+    ) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        print(f"rlsweep: {option} is deprecated; use {new}", file=sys.stderr)
+        setattr(namespace, self.dest, value)
 
 
 def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
@@ -46,6 +58,13 @@ def add_runtime_env(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="runtime_env.py_modules: a package folder, .py file or wheel to ship (repeatable)",
     )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Where a command that runs an experiment runs it, with which code, tracked where."""
+    add_address(parser)
+    add_runtime_env(parser)
+    add_mlflow(parser)
 
 
 def set_values(args: argparse.Namespace) -> dict[str, Any]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from rlsweep.cli import result_commands, run_commands
-from rlsweep.cli.options import add_address, add_mlflow, add_overrides, add_runtime_env
+from rlsweep.cli.options import (
+    DeprecatedAlias,
+    add_address,
+    add_mlflow,
+    add_overrides,
+    add_run_options,
+    add_runtime_env,
+)
 
 SET_HELP = "override an experiment key, dotted for nesting (stop.timesteps_total=50000, config.lr=1e-3)"
 
@@ -27,9 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--results-dir", help="where sweeps are written (default: the experiment's)")
     add_overrides(sweep, SET_HELP)
     sweep.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep")
-    add_address(sweep)
-    add_runtime_env(sweep)
-    add_mlflow(sweep)
+    add_run_options(sweep)
     sweep.set_defaults(handler=run_commands.sweep)
 
     check = commands.add_parser(
@@ -65,9 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-s", type=float, help="stop after this many seconds")
     train.add_argument("--checkpoint-freq", type=int, default=10, help="checkpoint every N iterations")
     train.add_argument("--results-dir", default="results", help="default: results")
-    add_address(train)
-    add_runtime_env(train)
-    add_mlflow(train)
+    add_run_options(train)
     train.set_defaults(handler=run_commands.train)
 
     evaluate = commands.add_parser(
@@ -77,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation envs")
     evaluate.add_argument(
-        "--member", type=int, help="of a multi-seed checkpoint, this member (default: the best evaluated)"
+        "--seed-index", type=int, help="of a multi-seed checkpoint, this seed (default: the best evaluated)"
+    )
+    evaluate.add_argument(
+        "--member", type=int, action=DeprecatedAlias, dest="seed_index", help=argparse.SUPPRESS
     )
     evaluate.set_defaults(handler=result_commands.evaluate)
 

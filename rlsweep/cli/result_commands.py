@@ -12,20 +12,21 @@ from rlsweep.trainables.config import ConfigError
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from rlsweep.trainables import SEED_STRIDE, load_policy
+    from rlsweep.trainables import load_policy
     from rlsweep.trainables.envs.build import make_vector_env
     from rlsweep.trainables.sampling.evaluation import evaluate
+    from rlsweep.trainables.seeds import seed_index
 
     if args.episodes < 1:
         raise ConfigError("--episodes must be at least 1")
-    policy = load_policy(args.checkpoint, member=args.member)
+    policy = load_policy(args.checkpoint, seed_index=args.seed_index)
     config = policy.config
     env = make_vector_env(config.env_source, min(args.episodes, 16), config.env_config)
     metrics = {key: values[0] for key, values in evaluate([env], policy, args.episodes, [args.seed]).items()}
     env.close()
-    member = f" (member {(policy.seeds[0] - config.seed) // SEED_STRIDE})" if config.num_seeds > 1 else ""
+    which = f" (seed {seed_index(policy.seeds[0], config.seed)})" if config.num_seeds > 1 else ""
     print(
-        f"{config.env}{member}: {args.episodes} deterministic episodes, return mean "
+        f"{config.env}{which}: {args.episodes} deterministic episodes, return mean "
         f"{metrics['episode_return_mean']:.2f} (min {metrics['episode_return_min']:.2f}, "
         f"max {metrics['episode_return_max']:.2f}), length mean {metrics['episode_len_mean']:.1f}"
     )

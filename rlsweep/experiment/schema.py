@@ -91,7 +91,7 @@ class HeldOutSpec:
     top: int = 3
     """Configs tested, the best by tuning score."""
     seeds: int = 5
-    """Test seeds per config, trained as the members of one trial."""
+    """Test seeds per config, trained as the seeds of one trial."""
 
     def validate(self) -> None:
         check_range("test.top", self.top, 1, label="experiment")
@@ -260,7 +260,7 @@ class Experiment:
         return {**env, "seed": self.seed, **resources, **self.config}
 
     @property
-    def tuning_members(self) -> int:
+    def tuning_seeds(self) -> int:
         """Seeds each tuning trial trains (its `num_seeds`)."""
         return int(self.config.get("num_seeds", 1))
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rlsweep.trainables.config import ConfigError, check_range
+from rlsweep.trainables.seeds import PER_SEED_PREFIX
 
 SCORE_KEY = "score"
 """The result key holding the score: the metric of every search and scheduler."""
@@ -53,14 +54,14 @@ def score(history: Sequence[float], spec: ScoreSpec) -> float:
 class ScoreHistory:
     """The experiment's metric at every evaluation of one trial, and the scores it gives.
 
-    It follows the metric itself and its per-member (`seeds/<i>/`) and per-env
+    It follows the metric itself and its per-seed (`seeds/<i>/`) and per-env
     (`envs/<env>/`) copies; each one's score is reported under the same prefix with the
     metric's name replaced by SCORE_KEY (`seeds/0/score`, `envs/Acrobot-v1/score`).
     """
 
     def __init__(self, metric: str, spec: ScoreSpec):
         self.spec = spec
-        self.tracked = re.compile(rf"^(envs/[^/]+/)?(seeds/\d+/)?{re.escape(metric)}$")
+        self.tracked = re.compile(rf"^(envs/[^/]+/)?({PER_SEED_PREFIX})?{re.escape(metric)}$")
         self.values: dict[str, list[float]] = {}
 
     def record(self, result: dict[str, Any]) -> None:

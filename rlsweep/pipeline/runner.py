@@ -66,9 +66,9 @@ def run_experiment(
         outcome = collect_outcome(experiment, folder, results, time.monotonic() - started)
         if experiment.is_population_based and not outcome.interrupted:
             # Trials are in creation order, which is the population's: a trial's config names
-            # the member it started as only until it exploits another and copies its config.
+            # the population member it started as only until it exploits another and copies its config.
             tell_population(
-                experiment, folder, {member: trial.score for member, trial in enumerate(outcome.trials)}
+                experiment, folder, {index: trial.score for index, trial in enumerate(outcome.trials)}
             )
         if experiment.test is not None and not outcome.interrupted:
             run_held_out_test(outcome, experiment.test, tracking)

@@ -79,4 +79,4 @@ def held_out_experiment(experiment: Experiment, spec: HeldOutSpec) -> Experiment
 
 
 def _test_seed(experiment: Experiment) -> int:
-    return held_out_seed(experiment.seed, experiment.tuning_members)
+    return held_out_seed(experiment.seed, experiment.tuning_seeds)

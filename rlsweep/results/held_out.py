@@ -17,7 +17,7 @@ import numpy as np
 from rlsweep.experiment.schema import Experiment, HeldOutSpec
 from rlsweep.experiment.score import SCORE_KEY
 from rlsweep.results.trials import TrialOutcome, rank
-from rlsweep.trainables.seeds import member_seeds
+from rlsweep.trainables.seeds import per_seed_key, per_seed_values, seed_values
 
 TUNED_TRIAL_KEY = "__tuned_trial"
 """A test trial's config key (ignored by trainables) naming the tuning trial whose config it trains."""
@@ -53,7 +53,7 @@ class HeldOutTest:
 
     spec: HeldOutSpec
     seeds: list[int]
-    """The test seeds (the members' seeds of every test trial)."""
+    """The test seeds (the seed values of every test trial)."""
     path: Path
     """Where the test trials' folders are."""
     configs: list[HeldOutResult]
@@ -89,27 +89,20 @@ def collect_held_out_test(
             HeldOutResult(
                 tuned=trial,
                 tested=test_trial,
-                seed_scores=member_values(test_trial.final, SCORE_KEY, spec.seeds),
+                seed_scores=per_seed_values(test_trial.final, SCORE_KEY, spec.seeds),
                 reached_target=_reached_target(test_trial, experiment, spec.seeds),
             )
         )
-    return HeldOutTest(spec, member_seeds(seed, spec.seeds), path, configs, experiment.mode, elapsed_s)
+    return HeldOutTest(spec, seed_values(seed, spec.seeds), path, configs, experiment.mode, elapsed_s)
 
 
-def member_values(result: dict[str, Any], key: str, members: int) -> list[float]:
-    """Each member's value of `key` in a result (a single member's is the key itself)."""
-    if members == 1:
-        return [float(result[key])]
-    return [float(result[f"seeds/{i}/{key}"]) for i in range(members)]
-
-
-def _reached_target(trial: TrialOutcome, experiment: Experiment, members: int) -> int | None:
+def _reached_target(trial: TrialOutcome, experiment: Experiment, num_seeds: int) -> int | None:
     target = experiment.stop.target
     if target is None or trial.history is None:
         return None
     reached = 0
-    for member in range(members):
-        column = experiment.metric if members == 1 else f"seeds/{member}/{experiment.metric}"
+    for seed_index in range(num_seeds):
+        column = experiment.metric if num_seeds == 1 else per_seed_key(seed_index, experiment.metric)
         values = trial.history[column].dropna() if column in trial.history else []
         best = (max if experiment.mode == "max" else min)(values, default=None)
         reached += best is not None and (best >= target if experiment.mode == "max" else best <= target)

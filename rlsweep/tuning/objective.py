@@ -24,6 +24,7 @@ from ray.tune.result import AUTO_RESULT_KEYS, EPISODES_TOTAL, TIMESTEPS_TOTAL
 from rlsweep.experiment.schema import Experiment, ScoreRange
 from rlsweep.experiment.score import SCORE_KEY, ScoreHistory, ScoreSpec
 from rlsweep.trainables import Algorithm
+from rlsweep.trainables.seeds import PER_SEED_PREFIX
 
 HISTORY_FILE = "score_history.json"
 """Beside the algorithm's state in a checkpoint, so a restored trial keeps its score's history."""
@@ -85,7 +86,7 @@ class Objective(tune.Trainable):
         return interval > 0 and self.iteration % interval == 0
 
     def _combine(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Every env's results under `envs/<env>/`; the metric (and each member's) as the mean
+        """Every env's results under `envs/<env>/`; the metric (and each seed's) as the mean
         of its normalized values; env steps as each env's, which the budget limits."""
         combined: dict[str, Any] = {
             f"envs/{env_key(env)}/{key}": value
@@ -93,9 +94,9 @@ class Objective(tune.Trainable):
             for key, value in result.items()
         }
         combined[TIMESTEPS_TOTAL] = max(result[TIMESTEPS_TOTAL] for result in results.values())
-        member_metric = re.compile(rf"^(seeds/\d+/)?{re.escape(self.metric)}$")
+        seed_metric = re.compile(rf"^({PER_SEED_PREFIX})?{re.escape(self.metric)}$")
         first = next(iter(results.values()))
-        for key in filter(member_metric.match, first):
+        for key in filter(seed_metric.match, first):
             combined[key] = float(
                 np.mean([normalized(result[key], self.env_ranges[env]) for env, result in results.items()])
             )

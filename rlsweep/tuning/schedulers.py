@@ -10,7 +10,7 @@ from ray.tune.schedulers.pb2 import PB2
 from rlsweep.experiment.schedulers import (
     AshaSpec,
     Bounds,
-    Pb2Spec,
+    FifoSpec,
     PbtSpec,
     mutation_domain,
     pb2_bounds,
@@ -21,33 +21,26 @@ from rlsweep.experiment.schedulers import (
 def build_scheduler(
     scheduler: dict[str, Any], metric: str, mode: str, space_bounds: Bounds
 ) -> TrialScheduler:
+    """The Tune scheduler of an experiment's `scheduler` section, judging trials on `metric`."""
     spec = scheduler_spec(scheduler)
+    if isinstance(spec, FifoSpec):
+        return FIFOScheduler()
+    judged = {"time_attr": spec.time_attr, "metric": metric, "mode": mode}
     if isinstance(spec, AshaSpec):
         return ASHAScheduler(
-            time_attr=spec.time_attr,
-            metric=metric,
-            mode=mode,
-            grace_period=spec.grace_period,
-            reduction_factor=spec.reduction_factor,
-            max_t=spec.max_t,
+            **judged, grace_period=spec.grace_period, reduction_factor=spec.reduction_factor, max_t=spec.max_t
         )
+    population = {
+        "perturbation_interval": spec.perturbation_interval,
+        "quantile_fraction": spec.quantile_fraction,
+    }
     if isinstance(spec, PbtSpec):
+        mutations = {key: mutation_domain(key, value) for key, value in spec.hyperparam_mutations.items()}
         return PopulationBasedTraining(
-            time_attr=spec.time_attr,
-            metric=metric,
-            mode=mode,
-            perturbation_interval=spec.perturbation_interval,
-            quantile_fraction=spec.quantile_fraction,
+            **judged,
+            **population,
             resample_probability=spec.resample_probability,
-            hyperparam_mutations={k: mutation_domain(k, v) for k, v in spec.hyperparam_mutations.items()},
+            hyperparam_mutations=mutations,
         )
-    if isinstance(spec, Pb2Spec):
-        return PB2(
-            time_attr=spec.time_attr,
-            metric=metric,
-            mode=mode,
-            perturbation_interval=spec.perturbation_interval,
-            quantile_fraction=spec.quantile_fraction,
-            hyperparam_bounds={key: list(bounds) for key, bounds in pb2_bounds(spec, space_bounds).items()},
-        )
-    return FIFOScheduler()
+    bounds = {key: list(bounds) for key, bounds in pb2_bounds(spec, space_bounds).items()}
+    return PB2(**judged, **population, hyperparam_bounds=bounds)

@@ -99,8 +99,8 @@ def tell_population(experiment: Experiment, folder: SweepFolder, scores: dict[in
     """Report each PBT or PB2 member's final score (None: it failed), keyed by population index,
     to the Optuna trial that sampled its start."""
     study = optuna_study(experiment, folder)
-    for member, score in scores.items():
-        optuna_trial = study.trials[member]
+    for index, score in scores.items():
+        optuna_trial = study.trials[index]
         if optuna_trial.state != optuna.trial.TrialState.RUNNING:
             continue
         if score is None:

@@ -15,7 +15,7 @@ def compute_gae(
     gae_lambda: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Advantages and value targets, all arrays [T, ...] (e.g. [T, K, N]: T steps of N envs
-    of K members; every column is its own stream).
+    of K seeds; every column is its own stream).
 
     `next_values[t]` is V(s_{t+1}), the value of the observation that followed step t (for
     a finished episode, its final observation). A terminated step does not bootstrap; a

@@ -6,7 +6,7 @@ env share 3 of them, and a transition's next observation is the next transition'
 observation. Stored as they are, obs and next_obs would keep every frame 8 times (56 GB
 for 1M transitions); here each is kept once (7 GB).
 
-A FrameStore keeps, per member, a ring of single image channels [capacity, H, W] uint8 and
+A FrameStore keeps, per seed, a ring of single image channels [capacity, H, W] uint8 and
 gives each observation a reference: the absolute positions of its C channels, [C] int64.
 A new observation of an env reuses the channels it has in common with that env's previous
 observation: the most channels k such that its first k equal the previous one's last k,
@@ -32,38 +32,38 @@ shares nothing with the one before it, and its autoreset step stores one without
 
 
 class FrameStore:
-    """K members' rings of image channels, filled by `add` with consecutive observations of
-    each (member, worker) pair's envs and read back by reference with `get`.
+    """K seeds' rings of image channels, filled by `add` with consecutive observations of
+    each (seed, worker) pair's envs and read back by reference with `get`.
 
     The ring holds `capacity` transitions' worth of channels: it is allocated on the first
     `add`, sized from how many new channels a step of those observations brings.
     """
 
-    def __init__(self, members: int, capacity: int):
-        self.members = members
+    def __init__(self, num_seeds: int, capacity: int):
+        self.num_seeds = num_seeds
         self.capacity = capacity
         self.ring_size = 0
         self.frames: np.ndarray | None = None  # [K, ring_size, H, W] uint8
-        self.written = np.zeros(members, dtype=np.int64)  # channels each member has written
+        self.written = np.zeros(num_seeds, dtype=np.int64)  # channels each seed has written
         self.latest: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        """Per (member, source): the last observations added [N, C, H, W] and their references [N, C]."""
+        """Per (seed, source): the last observations added [N, C, H, W] and their references [N, C]."""
 
-    def add(self, member: int, source: int, images: np.ndarray) -> np.ndarray:
+    def add(self, seed_index: int, source: int, images: np.ndarray) -> np.ndarray:
         """Store consecutive observations [T, N, C, H, W] of one worker's N envs (row 0 follows
-        the last row added for this member and source); returns their references [T, N, C]."""
+        the last row added for this seed and source); returns their references [T, N, C]."""
         if self.frames is None:
             self._allocate(images)
         refs = np.empty(images.shape[:3], dtype=np.int64)
-        previous = self.latest.get((member, source))
+        previous = self.latest.get((seed_index, source))
         for t, observations in enumerate(images):
-            refs[t] = self._add_step(member, observations, previous)
+            refs[t] = self._add_step(seed_index, observations, previous)
             previous = (observations, refs[t])
         assert previous is not None
-        self.latest[member, source] = (previous[0].copy(), previous[1].copy())
+        self.latest[seed_index, source] = (previous[0].copy(), previous[1].copy())
         return refs
 
     def _add_step(
-        self, member: int, observations: np.ndarray, previous: tuple[np.ndarray, np.ndarray] | None
+        self, seed_index: int, observations: np.ndarray, previous: tuple[np.ndarray, np.ndarray] | None
     ) -> np.ndarray:
         """References [N, C] for one step's observations [N, C, H, W], writing only the channels
         they do not share with `previous` (each env's observation one step earlier)."""
@@ -71,16 +71,16 @@ class FrameStore:
         shared = np.zeros(num_envs, dtype=np.int64)  # leading channels equal to the previous' trailing ones
         if previous is not None:
             last_images, last_refs = previous
-            undecided = self.alive(member, last_refs)
+            undecided = self.alive(seed_index, last_refs)
             for k in range(channels, 0, -1):
                 same = undecided & (observations[:, :k] == last_images[:, channels - k :]).all(axis=(1, 2, 3))
                 shared[same] = k
                 undecided &= ~same
         channel = np.arange(channels)[None, :]  # [1, C]
         is_new = channel >= shared[:, None]  # [N, C]
-        positions = self.written[member] + np.arange(is_new.sum())
-        self.frames[member, positions % self.ring_size] = observations[is_new]
-        self.written[member] += len(positions)
+        positions = self.written[seed_index] + np.arange(is_new.sum())
+        self.frames[seed_index, positions % self.ring_size] = observations[is_new]
+        self.written[seed_index] += len(positions)
         refs = np.empty((num_envs, channels), dtype=np.int64)
         refs[is_new] = positions
         if previous is not None:
@@ -90,18 +90,18 @@ class FrameStore:
             refs[~is_new] = reused[~is_new]
         return refs
 
-    def get(self, members: np.ndarray, refs: np.ndarray) -> np.ndarray:
-        """The observations [..., C, H, W] of references [..., C] of the given members
+    def get(self, seed_indices: np.ndarray, refs: np.ndarray) -> np.ndarray:
+        """The observations [..., C, H, W] of references [..., C] of the given seeds
         (an index array broadcasting against refs' leading axes)."""
         assert self.frames is not None
-        return self.frames[members[..., None], refs % self.ring_size]
+        return self.frames[seed_indices[..., None], refs % self.ring_size]
 
-    def alive(self, member: int, refs: np.ndarray) -> np.ndarray:
-        """Whether each reference [..., C] of `member` still has all its channels: [...]."""
-        return refs.min(axis=-1) >= self.written[member] - self.ring_size
+    def alive(self, seed_index: int, refs: np.ndarray) -> np.ndarray:
+        """Whether each reference [..., C] of seed `seed_index` still has all its channels: [...]."""
+        return refs.min(axis=-1) >= self.written[seed_index] - self.ring_size
 
     def overwritten(self) -> bool:
-        """Whether any member's ring has overwritten channels (so some references are dead)."""
+        """Whether any seed's ring has overwritten channels (so some references are dead)."""
         return self.frames is not None and bool((self.written > self.ring_size).any())
 
     def forget_latest(self) -> None:
@@ -126,10 +126,10 @@ class FrameStore:
             per_step = channels
         steps = self.capacity + int(self.capacity * EPISODE_START_ROOM) + 2 * num_envs
         self.ring_size = per_step * steps + channels
-        self.frames = np.zeros((self.members, self.ring_size, height, width), dtype=np.uint8)
+        self.frames = np.zeros((self.num_seeds, self.ring_size, height, width), dtype=np.uint8)
 
     def state_dict(self) -> dict[str, Any]:
-        """Each member's alive channels, oldest first, with the counters references use."""
+        """Each seed's alive channels, oldest first, with the counters references use."""
         if self.frames is None:
             return {}
         kept = np.minimum(self.written, self.ring_size)
@@ -138,9 +138,11 @@ class FrameStore:
             "ring_size": self.ring_size,
             "frames": [
                 self.frames[
-                    member, (self.written[member] - kept[member] + np.arange(kept[member])) % self.ring_size
+                    seed_index,
+                    (self.written[seed_index] - kept[seed_index] + np.arange(kept[seed_index]))
+                    % self.ring_size,
                 ]
-                for member in range(self.members)
+                for seed_index in range(self.num_seeds)
             ],
         }
 
@@ -152,8 +154,8 @@ class FrameStore:
         self.ring_size = int(state["ring_size"])
         self.written = np.array(state["written"], dtype=np.int64)
         height, width = frames[0].shape[1:]
-        self.frames = np.zeros((self.members, self.ring_size, height, width), dtype=np.uint8)
-        for member, kept in enumerate(frames):
-            positions = self.written[member] - len(kept) + np.arange(len(kept))
-            self.frames[member, positions % self.ring_size] = kept
+        self.frames = np.zeros((self.num_seeds, self.ring_size, height, width), dtype=np.uint8)
+        for seed_index, kept in enumerate(frames):
+            positions = self.written[seed_index] - len(kept) + np.arange(len(kept))
+            self.frames[seed_index, positions % self.ring_size] = kept
         self.forget_latest()

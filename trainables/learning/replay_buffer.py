@@ -1,5 +1,5 @@
 """Experience replay for off-policy learners: numpy ring buffers of (n-step) transitions,
-one per member, sampled together as [K, B] batches. Image observations are stored by
+one per seed, sampled together as [K, B] batches. Image observations are stored by
 reference into a FrameStore, each frame once."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rlsweep.trainables.sampling.rollout import Rollout
 class Transitions:
     """A batch of transitions; `next_obs` is observed `n` steps after `obs` (fewer where the
     episode ended first), and `rewards` sums the discounted rewards in between. Arrays are
-    [B, ...] for one member, [K, B, ...] for all."""
+    [B, ...] for one seed, [K, B, ...] for all."""
 
     obs: Observations  # raw
     actions: np.ndarray  # Discrete: indices; Box: env-scale actions
@@ -41,7 +41,7 @@ class Transitions:
 
 @dataclass
 class Steps:
-    """Consecutive steps of one member's N envs, as in a Rollout: obs has one more row than
+    """Consecutive steps of one seed's N envs, as in a Rollout: obs has one more row than
     the rest, so obs[t + 1] is the observation that followed step t."""
 
     obs: Observations  # each [T+1, N, ...]
@@ -52,14 +52,14 @@ class Steps:
     valid: np.ndarray  # [T, N]
 
     @classmethod
-    def of_member(cls, rollout: Rollout, member: int) -> Steps:
+    def of_seed(cls, rollout: Rollout, seed_index: int) -> Steps:
         return cls(
-            obs={key: value[:, member] for key, value in rollout.obs.items()},
-            actions=rollout.actions[:, member],
-            rewards=rollout.rewards[:, member],
-            terminated=rollout.terminated[:, member],
-            truncated=rollout.truncated[:, member],
-            valid=rollout.valid[:, member],
+            obs={key: value[:, seed_index] for key, value in rollout.obs.items()},
+            actions=rollout.actions[:, seed_index],
+            rewards=rollout.rewards[:, seed_index],
+            terminated=rollout.terminated[:, seed_index],
+            truncated=rollout.truncated[:, seed_index],
+            valid=rollout.valid[:, seed_index],
         )
 
     def __len__(self) -> int:
@@ -120,8 +120,8 @@ def n_step_transitions(steps: Steps, n: int, gamma: float) -> Transitions:
 
 
 class ReplayBuffer:
-    """K fixed-capacity ring buffers of transitions, one per member; the oldest are
-    overwritten first. Member k samples with its own generator, seeded from `seeds[k]`.
+    """K fixed-capacity ring buffers of transitions, one per seed; the oldest are
+    overwritten first. Seed k samples with its own generator, seeded from `seeds[k]`.
 
     `add_rollout` turns each worker's consecutive rollouts into n-step transitions. A
     step's window may reach into the worker's next rollout, so the last n - 1 steps of
@@ -138,39 +138,42 @@ class ReplayBuffer:
     def __init__(self, capacity: int, seeds: Sequence[int], n_step: int = 1):
         self.capacity = capacity
         self.n_step = n_step
-        self.members = len(seeds)
+        self.num_seeds = len(seeds)
         self.storage: Transitions | None = None  # [K, capacity, ...]
-        self.position = np.zeros(self.members, dtype=np.int64)  # where each member's next transition goes
-        self.sizes = np.zeros(self.members, dtype=np.int64)
+        self.position = np.zeros(self.num_seeds, dtype=np.int64)  # where each seed's next transition goes
+        self.sizes = np.zeros(self.num_seeds, dtype=np.int64)
         self.rngs = [np.random.default_rng(seed) for seed in seeds]
-        self.pending: dict[tuple[int, int], Steps] = {}  # per (worker, member): steps whose window is open
-        self.frames = FrameStore(self.members, capacity)
+        self.pending: dict[tuple[int, int], Steps] = {}  # per (worker, seed): steps whose window is open
+        self.frames = FrameStore(self.num_seeds, capacity)
 
     def __len__(self) -> int:
-        """Transitions per member that can be sampled (the fewest any member has)."""
+        """Transitions per seed that can be sampled (the fewest any seed has)."""
         if not self.frames.overwritten():
             return int(self.sizes.min())
-        return int(min(self._alive(member, np.arange(size)).sum() for member, size in enumerate(self.sizes)))
+        return int(
+            min(self._alive(seed_index, np.arange(size)).sum() for seed_index, size in enumerate(self.sizes))
+        )
 
-    def _alive(self, member: int, index: np.ndarray) -> np.ndarray:
-        """Whether member's transitions at `index` still have all their frames."""
+    def _alive(self, seed_index: int, index: np.ndarray) -> np.ndarray:
+        """Whether seed `seed_index`'s transitions at `index` still have all their frames."""
         if self.storage is None or "image" not in self.storage.obs:
             return np.ones(len(index), dtype=bool)
         refs = np.concatenate(
-            [self.storage.obs["image"][member, index], self.storage.next_obs["image"][member, index]], axis=-1
+            [self.storage.obs["image"][seed_index, index], self.storage.next_obs["image"][seed_index, index]],
+            axis=-1,
         )
-        return self.frames.alive(member, refs)
+        return self.frames.alive(seed_index, refs)
 
     def add_rollout(self, rollout: Rollout, source: int, gamma: float) -> None:
         """Store the n-step transitions of `rollout`, the next one from worker `source`."""
-        for member in range(self.members):
-            steps = Steps.of_member(rollout, member)
+        for seed_index in range(self.num_seeds):
+            steps = Steps.of_seed(rollout, seed_index)
             if "image" in steps.obs:
-                steps.obs["image"] = self.frames.add(member, source, steps.obs["image"])  # [T+1, N, C]
-            if (source, member) in self.pending:
-                steps = self.pending[source, member].then(steps)
-            self.add(member, n_step_transitions(steps, self.n_step, gamma))
-            self.pending[source, member] = steps.tail(max(0, len(steps) - self.n_step + 1))
+                steps.obs["image"] = self.frames.add(seed_index, source, steps.obs["image"])  # [T+1, N, C]
+            if (source, seed_index) in self.pending:
+                steps = self.pending[source, seed_index].then(steps)
+            self.add(seed_index, n_step_transitions(steps, self.n_step, gamma))
+            self.pending[source, seed_index] = steps.tail(max(0, len(steps) - self.n_step + 1))
 
     def discard_held_back(self) -> None:
         """Forget the steps held back for open windows: after a worker is replaced, its new
@@ -178,50 +181,50 @@ class ReplayBuffer:
         self.pending.clear()
         self.frames.forget_latest()
 
-    def add(self, member: int, transitions: Transitions) -> None:
+    def add(self, seed_index: int, transitions: Transitions) -> None:
         count = len(transitions.rewards)
         if count > self.capacity:  # only the newest `capacity` would survive anyway
             transitions = transitions.select(slice(-self.capacity, None))
             count = self.capacity
         if self.storage is None:
-            self.storage = _allocate(transitions, self.members, self.capacity)
-        index = (self.position[member] + np.arange(count)) % self.capacity
-        _assign(self.storage, (member, index), transitions)
-        self.position[member] = (self.position[member] + count) % self.capacity
-        self.sizes[member] = min(self.sizes[member] + count, self.capacity)
+            self.storage = _allocate(transitions, self.num_seeds, self.capacity)
+        index = (self.position[seed_index] + np.arange(count)) % self.capacity
+        _assign(self.storage, (seed_index, index), transitions)
+        self.position[seed_index] = (self.position[seed_index] + count) % self.capacity
+        self.sizes[seed_index] = min(self.sizes[seed_index] + count, self.capacity)
 
     def sample(self, batch_size: int) -> Transitions:
-        """`batch_size` transitions per member, each drawn uniformly from its own buffer with
+        """`batch_size` transitions per seed, each drawn uniformly from its own buffer with
         replacement: [K, batch_size, ...]."""
         assert self.storage is not None
-        index = np.stack([self._sample_index(member, batch_size) for member in range(self.members)])
-        members = np.arange(self.members)[:, None]
-        transitions = self.storage.select((members, index))
+        index = np.stack([self._sample_index(seed_index, batch_size) for seed_index in range(self.num_seeds)])
+        rows = np.arange(self.num_seeds)[:, None]  # [K, 1]
+        transitions = self.storage.select((rows, index))
         if "image" in transitions.obs:
-            transitions.obs["image"] = self.frames.get(members, transitions.obs["image"])
-            transitions.next_obs["image"] = self.frames.get(members, transitions.next_obs["image"])
+            transitions.obs["image"] = self.frames.get(rows, transitions.obs["image"])
+            transitions.next_obs["image"] = self.frames.get(rows, transitions.next_obs["image"])
         return transitions
 
-    def _sample_index(self, member: int, batch_size: int) -> np.ndarray:
-        """Uniform indices of member's transitions that still have their frames."""
-        rng, size = self.rngs[member], self.sizes[member]
+    def _sample_index(self, seed_index: int, batch_size: int) -> np.ndarray:
+        """Uniform indices of seed `seed_index`'s transitions that still have their frames."""
+        rng, size = self.rngs[seed_index], self.sizes[seed_index]
         index = rng.integers(0, size, size=batch_size)
-        dead = ~self._alive(member, index)
+        dead = ~self._alive(seed_index, index)
         while dead.any():
             index[dead] = rng.integers(0, size, size=int(dead.sum()))
-            dead[dead] = ~self._alive(member, index[dead])
+            dead[dead] = ~self._alive(seed_index, index[dead])
         return index
 
     def state_dict(self, include_transitions: bool) -> dict[str, Any]:
-        """The sampling generators, and optionally each member's transitions, oldest first."""
+        """The sampling generators, and optionally each seed's transitions, oldest first."""
         state: dict[str, Any] = {"rngs": [rng.bit_generator.state for rng in self.rngs]}
         if include_transitions and self.storage is not None:
             state["frames"] = self.frames.state_dict()  # what image references point to
             state["transitions"] = [
                 self.storage.select(
-                    (member, (self.position[member] - size + np.arange(size)) % self.capacity)
+                    (seed_index, (self.position[seed_index] - size + np.arange(size)) % self.capacity)
                 )
-                for member, size in enumerate(self.sizes)
+                for seed_index, size in enumerate(self.sizes)
             ]
         return state
 
@@ -239,13 +242,13 @@ class ReplayBuffer:
                 self.discard_held_back()
                 self.frames.load_state_dict(state["frames"])
             self.position[:] = self.sizes[:] = 0
-            for member, transitions in enumerate(state["transitions"]):
-                self.add(member, transitions)
+            for seed_index, transitions in enumerate(state["transitions"]):
+                self.add(seed_index, transitions)
 
 
-def _allocate(like: Transitions, members: int, capacity: int) -> Transitions:
+def _allocate(like: Transitions, num_seeds: int, capacity: int) -> Transitions:
     def zeros(array: np.ndarray) -> np.ndarray:
-        return np.zeros((members, capacity, *array.shape[1:]), dtype=array.dtype)
+        return np.zeros((num_seeds, capacity, *array.shape[1:]), dtype=array.dtype)
 
     return Transitions(
         obs={key: zeros(value) for key, value in like.obs.items()},

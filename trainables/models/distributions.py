@@ -2,8 +2,8 @@
 
 A head turns the actor network's output `params` [K, B, param_dim] into log-probabilities,
 entropies, samples and greedy actions. Sampling takes its randomness as an argument
-(`noise`, drawn per member from the member's own generator, see `members.draw`), so a
-member samples the same actions whether it trains alone or beside others. An action mask
+(`noise`, drawn per seed from the seed's own generator, see `seeds.draw`), so a
+seed samples the same actions whether it trains alone or beside others. An action mask
 [K, B, A] (True: allowed) gives disallowed actions zero probability.
 """
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rlsweep.trainables.config import ConfigError
-from rlsweep.trainables.models.layers import HIDDEN_GAIN, MemberConv2d
+from rlsweep.trainables.models.layers import HIDDEN_GAIN, PerSeedConv2d
 from rlsweep.trainables.models.observations import ObservationLayout
 
 TensorObs = dict[str, torch.Tensor]
@@ -39,7 +39,7 @@ class Encoder(nn.Module):
             layers: list[nn.Module] = []
             for out_channels, kernel, stride in zip(cnn.channels, cnn.kernels, cnn.strides, strict=True):
                 layers += [
-                    MemberConv2d(generators, channels, out_channels, kernel, stride, HIDDEN_GAIN),
+                    PerSeedConv2d(generators, channels, out_channels, kernel, stride, HIDDEN_GAIN),
                     nn.ReLU(),
                 ]
                 channels = out_channels

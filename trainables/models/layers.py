@@ -25,7 +25,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 HIDDEN_GAIN = math.sqrt(2)
 
 
-class MemberLinear(nn.Module):
+class PerSeedLinear(nn.Module):
     """K independent linear layers: [K, ..., in] -> [K, ..., out], orthogonal init, zero bias."""
 
     def __init__(
@@ -35,20 +35,20 @@ class MemberLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(len(generators), in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(len(generators), 1, out_features))
         with torch.no_grad():
-            for member, generator in enumerate(generators):
+            for seed_index, generator in enumerate(generators):
                 matrix = torch.empty(out_features, in_features)  # torch's Linear layout, as it inits
                 nn.init.orthogonal_(matrix, gain, generator=generator)
-                self.weight[member] = matrix.T
+                self.weight[seed_index] = matrix.T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:  # [K, B, in], the usual case: no reshapes to pay for
             return torch.baddbmm(self.bias, x, self.weight)
-        members, *batch, features = x.shape
-        out = torch.baddbmm(self.bias, x.reshape(members, -1, features), self.weight)
-        return out.reshape(members, *batch, -1)
+        num_seeds, *batch, features = x.shape
+        out = torch.baddbmm(self.bias, x.reshape(num_seeds, -1, features), self.weight)
+        return out.reshape(num_seeds, *batch, -1)
 
 
-class MemberConv2d(nn.Module):
+class PerSeedConv2d(nn.Module):
     """K independent 2-d convolutions as one grouped one: [K, B, C, H, W] -> [K, B, C', H', W']."""
 
     def __init__(
@@ -62,19 +62,21 @@ class MemberConv2d(nn.Module):
     ):
         super().__init__()
         self.stride = stride
-        members = len(generators)
-        self.weight = nn.Parameter(torch.empty(members, out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(members, out_channels))
+        num_seeds = len(generators)
+        self.weight = nn.Parameter(
+            torch.empty(num_seeds, out_channels, in_channels, kernel_size, kernel_size)
+        )
+        self.bias = nn.Parameter(torch.zeros(num_seeds, out_channels))
         with torch.no_grad():
-            for member, generator in enumerate(generators):
-                nn.init.orthogonal_(self.weight[member], gain, generator=generator)
+            for seed_index, generator in enumerate(generators):
+                nn.init.orthogonal_(self.weight[seed_index], gain, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        members, batch, channels, height, width = x.shape
-        grouped = x.transpose(0, 1).reshape(batch, members * channels, height, width)
+        num_seeds, batch, channels, height, width = x.shape
+        grouped = x.transpose(0, 1).reshape(batch, num_seeds * channels, height, width)
         weight = self.weight.reshape(-1, *self.weight.shape[2:])
-        out = F.conv2d(grouped, weight, self.bias.reshape(-1), stride=self.stride, groups=members)
-        return out.reshape(batch, members, -1, *out.shape[-2:]).transpose(0, 1)
+        out = F.conv2d(grouped, weight, self.bias.reshape(-1), stride=self.stride, groups=num_seeds)
+        return out.reshape(batch, num_seeds, -1, *out.shape[-2:]).transpose(0, 1)
 
 
 def mlp(
@@ -90,7 +92,7 @@ def mlp(
     sizes = [in_dim, *hidden_sizes]
     layers: list[nn.Module] = []
     for fan_in, fan_out in itertools.pairwise(sizes):
-        layers += [MemberLinear(generators, fan_in, fan_out, HIDDEN_GAIN), ACTIVATIONS[activation]()]
+        layers += [PerSeedLinear(generators, fan_in, fan_out, HIDDEN_GAIN), ACTIVATIONS[activation]()]
     if out_dim is not None:
-        layers.append(MemberLinear(generators, sizes[-1], out_dim, out_gain))
+        layers.append(PerSeedLinear(generators, sizes[-1], out_dim, out_gain))
     return nn.Sequential(*layers)

@@ -5,14 +5,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from rlsweep.trainables.models.encoders import CNNSpec, Encoder, TensorObs
-from rlsweep.trainables.models.layers import MemberLinear, mlp
+from rlsweep.trainables.models.layers import PerSeedLinear, mlp
 from rlsweep.trainables.models.observations import ObservationLayout
+
+
+class NetworkConfig(Protocol):
+    """The config keys networks are built from; every algorithm's config has them."""
+
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    cnn_channels: tuple[int, ...]
+    cnn_kernels: tuple[int, ...]
+    cnn_strides: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What every network here is built from besides its output: the observations it reads,
+    its hidden layers and the CNN for an image."""
+
+    layout: ObservationLayout
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    cnn: CNNSpec
+
+    @classmethod
+    def of(cls, config: NetworkConfig, layout: ObservationLayout) -> NetworkSpec:
+        cnn = CNNSpec(tuple(config.cnn_channels), tuple(config.cnn_kernels), tuple(config.cnn_strides))
+        return cls(layout, tuple(config.hidden_sizes), config.activation, cnn)
 
 
 class ActorCritic(nn.Module):
@@ -24,15 +52,13 @@ class ActorCritic(nn.Module):
     def __init__(
         self,
         generators: Sequence[torch.Generator],
-        layout: ObservationLayout,
+        spec: NetworkSpec,
         param_dim: int,
         continuous: bool,
-        hidden_sizes: Sequence[int],
-        activation: str,
-        cnn: CNNSpec,
         log_std_init: float = 0.0,
     ):
         super().__init__()
+        layout, hidden_sizes, activation, cnn = spec.layout, spec.hidden_sizes, spec.activation, spec.cnn
         self.shared = layout.image_shape is not None
         if self.shared:
             encoder = Encoder(generators, layout, cnn)
@@ -40,8 +66,8 @@ class ActorCritic(nn.Module):
                 encoder, *mlp(generators, encoder.out_dim, hidden_sizes, None, activation)
             )
             width = hidden_sizes[-1] if hidden_sizes else encoder.out_dim
-            self.actor = MemberLinear(generators, width, param_dim, 0.01)
-            self.critic = MemberLinear(generators, width, 1, 1.0)
+            self.actor = PerSeedLinear(generators, width, param_dim, 0.01)
+            self.critic = PerSeedLinear(generators, width, 1, 1.0)
         else:
             self.actor_encoder = Encoder(generators, layout, cnn)
             self.actor = mlp(
@@ -84,17 +110,11 @@ class QNetwork(nn.Module):
     """
 
     def __init__(
-        self,
-        generators: Sequence[torch.Generator],
-        layout: ObservationLayout,
-        num_actions: int,
-        hidden_sizes: Sequence[int],
-        activation: str,
-        dueling: bool,
-        cnn: CNNSpec,
+        self, generators: Sequence[torch.Generator], spec: NetworkSpec, num_actions: int, dueling: bool
     ):
         super().__init__()
-        self.encoder = Encoder(generators, layout, cnn)
+        hidden_sizes, activation = spec.hidden_sizes, spec.activation
+        self.encoder = Encoder(generators, spec.layout, spec.cnn)
         self.dueling = dueling
         if not dueling:
             self.q = mlp(generators, self.encoder.out_dim, hidden_sizes, num_actions, activation)
@@ -119,26 +139,18 @@ class SquashedGaussianActor(nn.Module):
 
     `sample` returns actions [K, B, action_dim] and their log-probabilities [K, B] under
     the squashed distribution (Haarnoja et al. 2018, appendix C), from standard normal
-    noise drawn per member.
+    noise drawn per seed.
     """
 
     LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
     """Keeps the std in a range where exp() and the log-prob stay finite (as in SB3)."""
 
-    def __init__(
-        self,
-        generators: Sequence[torch.Generator],
-        layout: ObservationLayout,
-        action_dim: int,
-        hidden_sizes: Sequence[int],
-        activation: str,
-        cnn: CNNSpec,
-    ):
+    def __init__(self, generators: Sequence[torch.Generator], spec: NetworkSpec, action_dim: int):
         super().__init__()
-        self.encoder = Encoder(generators, layout, cnn)
-        self.trunk = mlp(generators, self.encoder.out_dim, hidden_sizes, None, activation)
-        self.mean = MemberLinear(generators, hidden_sizes[-1], action_dim, 0.01)
-        self.log_std = MemberLinear(generators, hidden_sizes[-1], action_dim, 0.01)
+        self.encoder = Encoder(generators, spec.layout, spec.cnn)
+        self.trunk = mlp(generators, self.encoder.out_dim, spec.hidden_sizes, None, spec.activation)
+        self.mean = PerSeedLinear(generators, spec.hidden_sizes[-1], action_dim, 0.01)
+        self.log_std = PerSeedLinear(generators, spec.hidden_sizes[-1], action_dim, 0.01)
 
     def forward(self, obs: TensorObs) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.trunk(self.encoder(obs))
@@ -167,20 +179,12 @@ class TwinQ(nn.Module):
     accumulates by maximizing over its own errors (Fujimoto et al. 2018).
     """
 
-    def __init__(
-        self,
-        generators: Sequence[torch.Generator],
-        layout: ObservationLayout,
-        action_dim: int,
-        hidden_sizes: Sequence[int],
-        activation: str,
-        cnn: CNNSpec,
-    ):
+    def __init__(self, generators: Sequence[torch.Generator], spec: NetworkSpec, action_dim: int):
         super().__init__()
-        self.encoder1 = Encoder(generators, layout, cnn)
-        self.q1 = mlp(generators, self.encoder1.out_dim + action_dim, hidden_sizes, 1, activation)
-        self.encoder2 = Encoder(generators, layout, cnn)
-        self.q2 = mlp(generators, self.encoder2.out_dim + action_dim, hidden_sizes, 1, activation)
+        self.encoder1 = Encoder(generators, spec.layout, spec.cnn)
+        self.q1 = mlp(generators, self.encoder1.out_dim + action_dim, spec.hidden_sizes, 1, spec.activation)
+        self.encoder2 = Encoder(generators, spec.layout, spec.cnn)
+        self.q2 = mlp(generators, self.encoder2.out_dim + action_dim, spec.hidden_sizes, 1, spec.activation)
 
     def forward(self, obs: TensorObs, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q1 = self.q1(torch.cat([self.encoder1(obs), action], -1)).squeeze(-1)

@@ -107,11 +107,11 @@ class ObservationLayout:
             encoded[MASK_KEY] = np.stack(infos[MASK_KEY]).astype(bool)
         return encoded
 
-    def encode_members(self, steps: Sequence[tuple[Any, ...]]) -> Observations:
-        """Each member's vector-env step result (obs, ..., infos), encoded and stacked into
-        [K, N, ...] per entry: what one batched forward pass for all members takes."""
+    def encode_seeds(self, steps: Sequence[tuple[Any, ...]]) -> Observations:
+        """Each seed's vector-env step result (obs, ..., infos), encoded and stacked into
+        [K, N, ...] per entry: what one batched forward pass for all seeds takes."""
         encoded = [self.encode(step[0], step[-1]) for step in steps]
-        return {key: np.stack([member[key] for member in encoded]) for key in encoded[0]}
+        return {key: np.stack([per_seed[key] for per_seed in encoded]) for key in encoded[0]}
 
     def encode_one(self, obs: Any, action_mask: np.ndarray | None = None) -> Observations:
         """One observation as the env returns it, as a batch of one."""

@@ -1,7 +1,7 @@
 """The acting side of each agent: what workers sample with, evaluation measures and users deploy.
 
-A policy holds K members' networks (see `rlsweep.trainables.seeds`). It keeps no random
-state of its own: sampling draws from the per-member generators its caller passes, so a
+A policy holds K seeds' networks (see `rlsweep.trainables.seeds`). It keeps no random
+state of its own: sampling draws from the per-seed generators its caller passes, so a
 worker's exploration is reproducible from the worker's seeds.
 """
 
@@ -17,43 +17,44 @@ from torch import nn
 
 from rlsweep.trainables.learning.device import to_device
 from rlsweep.trainables.models.distributions import action_head, masked_logits
-from rlsweep.trainables.models.encoders import CNNSpec, TensorObs
-from rlsweep.trainables.models.networks import ActorCritic, QNetwork, SquashedGaussianActor
+from rlsweep.trainables.models.encoders import TensorObs
+from rlsweep.trainables.models.networks import (
+    ActorCritic,
+    NetworkConfig,
+    NetworkSpec,
+    QNetwork,
+    SquashedGaussianActor,
+)
 from rlsweep.trainables.models.normalizer import ObservationNormalizer
 from rlsweep.trainables.models.observations import MASK_KEY, ObservationLayout, Observations
 from rlsweep.trainables.seeds import draw, generators
 
 
-class NetworkConfig(Protocol):
-    """The config keys a policy's networks are built from; every algorithm's config has them."""
+class PolicyConfig(NetworkConfig, Protocol):
+    """The config keys a policy is built from; every algorithm's config has them."""
 
-    hidden_sizes: tuple[int, ...]
-    activation: str
-    cnn_channels: tuple[int, ...]
-    cnn_kernels: tuple[int, ...]
-    cnn_strides: tuple[int, ...]
     normalize_obs: bool
 
 
-class QNetworkConfig(NetworkConfig, Protocol):
+class QPolicyConfig(PolicyConfig, Protocol):
     dueling: bool
 
 
 class Policy:
-    """K members' networks plus the observation normalizer they were trained with.
+    """K seeds' networks plus the observation normalizer they were trained with.
 
     Subclasses build `network` from the algorithm's config and define `act` (exploratory
     actions for rollouts, with whatever per-step outputs their learner needs) and
     `compute_actions` (env-ready actions, deterministic by default). Batches are [K, N, ...]:
-    N observations for each of the K members. `compute_single_action` is the deployment
-    API, for a policy of one member (`load_policy` picks it).
+    N observations for each of the K seeds. `compute_single_action` is the deployment
+    API, for a policy of one seed (`load_policy` picks it).
     """
 
     network: nn.Module
 
     def __init__(
         self,
-        config: NetworkConfig,
+        config: PolicyConfig,
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Space,
         device: torch.device | str,
@@ -63,20 +64,22 @@ class Policy:
         self.observation_space = observation_space
         self.action_space = action_space
         self.layout = ObservationLayout.of(observation_space)
+        self.spec = NetworkSpec.of(config, self.layout)
+        """What the networks are built from (the learner's other networks too: SAC's critics)."""
         self.seeds = list(seeds)
         self.device = torch.device(device)
         self.init_generators = generators(self.seeds)
-        """Draw member k's initial weights; the learner's other networks (SAC's critics)
+        """Draw seed k's initial weights; the learner's other networks (SAC's critics)
         continue from them."""
         self.network = self.build_network(config, self.init_generators).to(self.device)
         self.normalizer = ObservationNormalizer(len(self.seeds), self.layout.vector_dim, config.normalize_obs)
 
     @property
-    def members(self) -> int:
+    def num_seeds(self) -> int:
         return len(self.seeds)
 
-    def build_network(self, config: NetworkConfig, init: list[torch.Generator]) -> nn.Module:
-        """The members' network, member k's parameters drawn from generator `init[k]`."""
+    def build_network(self, config: PolicyConfig, init: list[torch.Generator]) -> nn.Module:
+        """The seeds' network, seed k's parameters drawn from generator `init[k]`."""
         raise NotImplementedError
 
     def obs_tensors(self, obs: Observations) -> TensorObs:
@@ -96,7 +99,7 @@ class Policy:
     def compute_actions(
         self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
     ) -> np.ndarray:
-        """Env-ready actions [K, N, ...]; stochastic ones need the members' generators."""
+        """Env-ready actions [K, N, ...]; stochastic ones need the seeds' generators."""
         raise NotImplementedError
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
@@ -112,9 +115,9 @@ class Policy:
     def compute_single_action(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> Any:
         """The action for one observation as the env returns it (an array, or an int for
         Discrete action spaces); `action_mask` for envs that give it in `info`."""
-        if self.members != 1:
+        if self.num_seeds != 1:
             raise ValueError(
-                f"this policy holds {self.members} members; load_policy(path, member=i) picks one"
+                f"this policy holds {self.num_seeds} seeds; load_policy(path, seed_index=i) picks one"
             )
         encoded = self.layout.encode_one(obs, action_mask)
         action = self.compute_actions({k: v[None] for k, v in encoded.items()}, deterministic)[0, 0]
@@ -132,8 +135,8 @@ class Policy:
         self.network.load_state_dict({k: torch.as_tensor(v) for k, v in weights["network"].items()})
         self.normalizer.load_state_dict(weights["normalizer"])
 
-    def member(self, index: int) -> Policy:
-        """A policy of member `index` alone."""
+    def of_seed(self, index: int) -> Policy:
+        """A policy of seed `index` alone."""
         single = type(self)(
             self.config, self.observation_space, self.action_space, self.device, [self.seeds[index]]
         )
@@ -148,27 +151,15 @@ class Policy:
         return single
 
 
-def cnn_spec(config: NetworkConfig) -> CNNSpec:
-    return CNNSpec(config.cnn_channels, config.cnn_kernels, config.cnn_strides)
-
-
 class ActorCriticPolicy(Policy):
     """An `ActorCritic` with the action head of its action space; `act` also returns the
     log-probabilities and values PPO needs."""
 
     network: ActorCritic
 
-    def build_network(self, config: NetworkConfig, init: list[torch.Generator]) -> ActorCritic:
+    def build_network(self, config: PolicyConfig, init: list[torch.Generator]) -> ActorCritic:
         self.head = action_head(self.action_space)
-        return ActorCritic(
-            init,
-            self.layout,
-            self.head.param_dim,
-            self.head.continuous,
-            config.hidden_sizes,
-            config.activation,
-            cnn_spec(config),
-        )
+        return ActorCritic(init, self.spec, self.head.param_dim, self.head.continuous)
 
     @torch.inference_mode()
     def act(
@@ -208,16 +199,8 @@ class QPolicy(Policy):
     network: QNetwork
     epsilon = 0.0
 
-    def build_network(self, config: QNetworkConfig, init: list[torch.Generator]) -> QNetwork:
-        return QNetwork(
-            init,
-            self.layout,
-            int(self.action_space.n),
-            config.hidden_sizes,
-            config.activation,
-            config.dueling,
-            cnn_spec(config),
-        )
+    def build_network(self, config: QPolicyConfig, init: list[torch.Generator]) -> QNetwork:
+        return QNetwork(init, self.spec, int(self.action_space.n), config.dueling)
 
     @torch.inference_mode()
     def act(
@@ -265,13 +248,11 @@ class SquashedGaussianPolicy(Policy):
     network: SquashedGaussianActor
     uniform_actions = False
 
-    def build_network(self, config: NetworkConfig, init: list[torch.Generator]) -> SquashedGaussianActor:
+    def build_network(self, config: PolicyConfig, init: list[torch.Generator]) -> SquashedGaussianActor:
         self.action_dim = int(np.prod(self.action_space.shape))
         self.low = torch.as_tensor(self.action_space.low, dtype=torch.float32).flatten().to(self.device)
         self.high = torch.as_tensor(self.action_space.high, dtype=torch.float32).flatten().to(self.device)
-        return SquashedGaussianActor(
-            init, self.layout, self.action_dim, config.hidden_sizes, config.activation, cnn_spec(config)
-        )
+        return SquashedGaussianActor(init, self.spec, self.action_dim)
 
     def to_env_action(self, unit_action: torch.Tensor) -> torch.Tensor:
         """[..., action_dim] in [-1, 1] to the env's bounds."""

@@ -14,7 +14,7 @@ from rlsweep.trainables.models.policy import Policy
 def evaluate(
     envs: Sequence[gym.vector.VectorEnv], policy: Policy, num_episodes: int, seeds: Sequence[int]
 ) -> dict[str, np.ndarray]:
-    """Run `num_episodes` greedy episodes for each member on its own vector env, member k's
+    """Run `num_episodes` greedy episodes for each seed on its own vector env, seed k's
     env seeded with `seeds[k]`; every metric is [K].
 
     Each env copy contributes at most ceil(num_episodes / num_envs) episodes, so short
@@ -26,7 +26,7 @@ def evaluate(
     lengths: list[list[int]] = [[] for _ in envs]
     steps = [env.reset(seed=seed) for env, seed in zip(envs, seeds, strict=True)]
     while min(map(len, returns)) < num_episodes:
-        actions = policy.compute_actions(policy.layout.encode_members(steps))
+        actions = policy.compute_actions(policy.layout.encode_seeds(steps))
         steps = [env.step(actions[k]) for k, env in enumerate(envs)]
         for k, step in enumerate(steps):
             if "episode" not in step[-1]:

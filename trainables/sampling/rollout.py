@@ -11,7 +11,7 @@ from rlsweep.trainables.models.observations import Observations
 
 @dataclass
 class Rollout:
-    """`T` consecutive steps of each of K members' `N` envs.
+    """`T` consecutive steps of each of K seeds' `N` envs.
 
     Envs autoreset on the step after an episode ends (gymnasium's next-step mode): that
     step's observation is the episode's final one, and its transition (reward 0, action
@@ -30,7 +30,7 @@ class Rollout:
     extras: dict[str, np.ndarray]  # per-step policy outputs, e.g. logprob and value [T, K, N]
     episode_returns: np.ndarray  # [E] returns of the episodes that finished in this rollout
     episode_lengths: np.ndarray  # [E]
-    episode_members: np.ndarray  # [E] the member whose env each episode ran in
+    episode_seeds: np.ndarray  # [E] the seed whose env each episode ran in
     sample_time_s: float
     worker: int = 0
     """The index of the worker that sampled it (a replacement keeps its predecessor's)."""

@@ -1,4 +1,4 @@
-"""Sampling: a worker steps every member's vector env with one batched policy forward pass
+"""Sampling: a worker steps every seed's vector env with one batched policy forward pass
 per step and returns a Rollout."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ class EnvError(RuntimeError):
 
 
 class RolloutWorker:
-    """Owns one vector env per member and a CPU copy of the policy; runs in a Ray actor or
-    in-process. Member k's envs are seeded from `seeds[k]`, and so is its exploration."""
+    """Owns one vector env per seed and a CPU copy of the policy; runs in a Ray actor or
+    in-process. Seed k's envs are seeded from `seeds[k]`, and so is its exploration."""
 
     def __init__(
         self,
@@ -51,10 +51,10 @@ class RolloutWorker:
         ]
         self.policy = make_policy()
         self.generators = generators(seeds)
-        members = [env.reset(seed=seed) for env, seed in zip(self.envs, seeds, strict=True)]
+        first_steps = [env.reset(seed=seed) for env, seed in zip(self.envs, seeds, strict=True)]
         for env, seed in zip(self.envs, seeds, strict=True):
             env.action_space.seed(seed)
-        self.obs = self.policy.layout.encode_members(members)
+        self.obs = self.policy.layout.encode_seeds(first_steps)
         self.autoreset = np.zeros((len(seeds), num_envs), dtype=bool)
 
     def sample(self, weights: dict[str, Any], num_steps: int, policy_version: int = 0) -> Rollout:
@@ -74,7 +74,7 @@ class RolloutWorker:
             action, extra = self.policy.act(self.obs, self.generators)
             env_action = self.policy.env_actions(action)
             steps = [self._step(env, env_action[k]) for k, env in enumerate(self.envs)]
-            self.obs = self.policy.layout.encode_members(steps)
+            self.obs = self.policy.layout.encode_seeds(steps)
             if "vector" in self.obs and not np.isfinite(self.obs["vector"]).all():
                 raise EnvError(f"env {self.env_id!r} returned non-finite observations (NaN or inf)")
             for k, (_, reward, term, trunc, infos) in enumerate(steps):
@@ -86,7 +86,7 @@ class RolloutWorker:
             extras.append(extra)
         for key, value in self.obs.items():
             obs[key][num_steps] = value
-        returns, lengths, members = (np.concatenate(parts) for parts in zip(*episodes, strict=True))
+        returns, lengths, episode_seeds = (np.concatenate(parts) for parts in zip(*episodes, strict=True))
         return Rollout(
             obs=obs,
             actions=np.stack(actions),
@@ -97,7 +97,7 @@ class RolloutWorker:
             extras={key: np.stack([e[key] for e in extras]) for key in extras[0]} if extras else {},
             episode_returns=returns.astype(np.float64),
             episode_lengths=lengths.astype(np.int64),
-            episode_members=members.astype(np.int64),
+            episode_seeds=episode_seeds.astype(np.int64),
             sample_time_s=time.perf_counter() - start,
             worker=self.index,
             policy_version=policy_version,

@@ -72,7 +72,7 @@ class WorkerGroup:
         """Requested rollouts: (worker index, policy version) by result reference."""
 
     def _worker_seeds(self, index: int) -> list[int]:
-        """Each member's seed for worker `index`: distinct per worker and per replacement, so
+        """Each seed's value for worker `index`: distinct per worker and per replacement, so
         a new worker does not replay its predecessor's episodes."""
         slot = index + self.restarts * max(1, self.num_workers)
         return [seed + slot * self.num_envs_per_worker for seed in self.seeds]
