@@ -18,9 +18,6 @@ from typing import Any
 
 from rlsweep.trainables.config import ConfigError, did_you_mean
 
-CODE_FIELDS = ("working_dir", "py_modules")
-"""The fields that name code, whose local paths rlsweep resolves and checks."""
-
 
 def is_uri(location: str) -> bool:
     """A remote package ("s3://...", "gcs://...", "https://....zip"), not a local path."""
