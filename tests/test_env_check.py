@@ -85,7 +85,7 @@ FAILURES = {
     ),
     "env_config for a factory without arguments": (
         BASE + "env: custom_envs:make_line_walk_without_arguments\nconfig: {env_config: {size: 3}}\n",
-        "takes no arguments, but env_config has keys ['size']",
+        "env 'custom_envs:make_line_walk_without_arguments' takes no env_config key 'size'; it takes: none",
     ),
     "a name the module does not have": (
         BASE + "env: custom_envs:NoSuchThing\n",

@@ -35,6 +35,7 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
+    from rlsweep.experiment.files import set_dotted
     from rlsweep.experiment.schema import StopSpec
     from rlsweep.experiment.training import training_experiment
     from rlsweep.experiment.yaml_files import read_yaml_mapping
@@ -59,7 +60,8 @@ def train(args: argparse.Namespace) -> int:
         if not isinstance(extra, dict):
             raise ConfigError("--config must be a JSON object")
         config.update(extra)
-    config.update(set_values(args))
+    for dotted_key, value in set_values(args).items():
+        set_dotted(config, dotted_key, value)  # env_config.length=6 sets one env_config key
     if args.restore:
         config["restore_from"] = str(Path(args.restore).expanduser().resolve())
     runtime_env = {key.removeprefix("runtime_env."): v for key, v in runtime_env_overrides(args).items()}

@@ -1,21 +1,23 @@
 """Building envs from a resolved env (`EnvSource`): one env, or the vector envs that workers
 step and evaluation runs on.
 
-Gymnasium envs take `env_config` as `gymnasium.make`'s keyword arguments. Classes,
-factories and register_env creators are called with it as an `EnvContext`, as RLlib calls
-them, so they can shard or seed per worker.
+Gymnasium envs take `env_config` as `gymnasium.make`'s keyword arguments, and so do classes
+and factories with keyword parameters. RLlib-style classes and factories (`config` first)
+and register_env creators are called with it as an `EnvContext`, as RLlib calls them, so
+they can shard or seed per worker.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from rlsweep.trainables.config import ConfigError
+from rlsweep.trainables.config import ConfigError, did_you_mean
 from rlsweep.trainables.envs import atari
 from rlsweep.trainables.envs.context import EnvContext
 from rlsweep.trainables.envs.names import EnvSource, EnvSpecifier, as_source
@@ -91,14 +93,12 @@ def episode_stats(infos: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def create(source: EnvSource, context: EnvContext) -> gym.Env:
-    """Call a creator with the EnvContext, or with nothing if it takes no arguments."""
+    """Call a class or factory with env_config's keys as keywords, or with the EnvContext,
+    as its signature asks (`names.takes_config_as_keywords`)."""
     creator = source.creator
-    if _takes_no_arguments(creator):
-        if context:
-            raise ConfigError(
-                f"env {source.label!r} takes no arguments, but env_config has keys {sorted(context)}"
-            )
-        instance = creator()
+    if source.config_as_keywords:
+        check_config_keys(source.label, creator, context)
+        instance = creator(**context)
     else:
         instance = creator(context)
     if not isinstance(instance, gym.Env):
@@ -109,17 +109,26 @@ def create(source: EnvSource, context: EnvContext) -> gym.Env:
     return instance
 
 
-def _takes_no_arguments(creator: Any) -> bool:
+def check_config_keys(
+    label: str, constructor: Callable[..., Any], env_config: dict[str, Any], also_accepted: Iterable[str] = ()
+) -> None:
+    """A ConfigError naming the first env_config key that `constructor` takes no keyword
+    argument for (`also_accepted`: keys a wrapper such as `gymnasium.make` consumes)."""
+    if not env_config:
+        return
     try:
-        parameters = inspect.signature(creator).parameters.values()
+        parameters = inspect.signature(constructor).parameters.values()
     except (TypeError, ValueError):
-        return False
-    positional = (
-        inspect.Parameter.POSITIONAL_ONLY,
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.VAR_POSITIONAL,
-    )
-    return not any(p.kind in positional for p in parameters)
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = {p.name for p in parameters if p.kind in keywords} | set(also_accepted)
+    for key in env_config:
+        if key not in accepted:
+            takes = ", ".join(sorted(accepted)) or "none"
+            hint = did_you_mean(key, accepted)
+            raise ConfigError(f"env {label!r} takes no env_config key {key!r}{hint}; it takes: {takes}")
 
 
 def _has_native_vector(spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> bool:

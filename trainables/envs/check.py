@@ -4,7 +4,6 @@ ConfigError of one line naming the env; gymnasium's env checker may add warnings
 
 from __future__ import annotations
 
-import inspect
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -14,12 +13,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import env_checker
 
-from rlsweep.trainables.config import ConfigError, did_you_mean
-from rlsweep.trainables.envs.build import create, make_vector_env
+from rlsweep.trainables.config import ConfigError
+from rlsweep.trainables.envs.build import check_config_keys, create, make_vector_env
 from rlsweep.trainables.envs.context import EnvContext
 from rlsweep.trainables.envs.errors import first_line, run_env_code
 from rlsweep.trainables.envs.names import EnvSource
 from rlsweep.trainables.models.spaces import check_supported_spaces
+
+GYM_MAKE_KEYWORDS = ("max_episode_steps", "disable_env_checker")
+"""env_config keys `gymnasium.make` consumes itself, whatever the env's constructor takes."""
 
 
 @dataclass
@@ -201,23 +203,7 @@ def _check_make_kwargs(source: EnvSource, kwargs: dict[str, Any]) -> None:
         entry_point = run_env_code(
             source.label, "importing it", gym.envs.registration.load_env_creator, entry_point
         )
-    try:
-        parameters = inspect.signature(entry_point).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    accepted = {
-        name
-        for name, p in parameters.items()
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    } | {"max_episode_steps", "disable_env_checker"}  # gymnasium.make's own
-    for key in kwargs:
-        if key not in accepted:
-            raise ConfigError(
-                f"env {source.label!r} takes no env_config key {key!r}{did_you_mean(key, accepted)}; "
-                f"it takes: {', '.join(sorted(accepted))}"
-            )
+    check_config_keys(source.label, entry_point, kwargs, also_accepted=GYM_MAKE_KEYWORDS)
 
 
 def _warning_text(message: Warning | str) -> str:

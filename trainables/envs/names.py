@@ -3,7 +3,8 @@
 
     "CartPole-v1"           a registered gymnasium id;
     "my_pkg.envs:Maze-v0"   a module to import first (it registers Maze-v0), then the id;
-    "my_pkg.envs:Maze"      a gymnasium.Env subclass or a factory in that module;
+    "my_pkg.envs:Maze"      a gymnasium.Env subclass or a factory in that module (env_config
+                            as keywords, or as one dict: `takes_config_as_keywords`);
     Maze, make_maze         the class or factory itself (tune.run and tune.Tuner configs);
     "maze"                  a name registered with `ray.tune.registry.register_env(name, creator)`;
     "Maze-v0"               an id registered with `gym.register` in the driver process only: it
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,15 @@ from ray.tune.registry import ENV_CREATOR, _global_registry, register_env
 from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.envs import atari
 from rlsweep.trainables.envs.errors import first_line, missing_dependency
+
+CONFIG_PARAMETER_NAMES = ("config", "env_config")
+"""Names of the first parameter of an RLlib-style env class or factory (its env_config dict)."""
+
+POSITIONAL_KINDS = (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.VAR_POSITIONAL,
+)
 
 EnvSpecifier = str | Callable[..., Any]
 """How a config names its env: a string in one of the forms above, or a class or factory."""
@@ -43,7 +54,10 @@ class EnvSource:
     spec: EnvSpec | None = None
     """A gymnasium env's spec; env_config are `gymnasium.make` kwargs."""
     creator: Callable[..., Any] | None = None
-    """A class, factory or register_env creator; called with an EnvContext."""
+    """A class, factory or register_env creator."""
+    config_as_keywords: bool = False
+    """The creator takes env_config's keys as keyword arguments (gymnasium's convention), not
+    one EnvContext (RLlib's, and always register_env's): see `takes_config_as_keywords`."""
 
     @property
     def is_atari(self) -> bool:
@@ -76,7 +90,7 @@ def env_label(env: EnvSpecifier) -> str:
 def resolve_env(env: EnvSpecifier) -> EnvSource:
     """The env `env` names, or a ConfigError saying why it names none."""
     if callable(env) and not isinstance(env, str):
-        return EnvSource(env_label(env), creator=env)
+        return EnvSource(env_label(env), creator=env, config_as_keywords=takes_config_as_keywords(env))
     if not isinstance(env, str) or not env:
         raise ConfigError(
             "config key 'env' must be an env id, 'module:Name', or a gymnasium.Env class or factory, "
@@ -87,7 +101,7 @@ def resolve_env(env: EnvSpecifier) -> EnvSource:
         module = _import_env_module(env, module_name)
         attribute = _attribute(module, name)
         if callable(attribute):
-            return EnvSource(env, creator=attribute)
+            return EnvSource(env, creator=attribute, config_as_keywords=takes_config_as_keywords(attribute))
         if name in gym.registry:
             return EnvSource(env, spec=gym.spec(name))
         source = _registered(env, name)
@@ -98,6 +112,25 @@ def resolve_env(env: EnvSpecifier) -> EnvSource:
             f"and registers no env id {name!r}"
         )
     return _registered(env, env) or EnvSource(env, spec=_gym_spec(env))
+
+
+def takes_config_as_keywords(creator: Callable[..., Any]) -> bool:
+    """Whether a class or factory takes env_config's keys as keyword arguments, as gymnasium
+    envs do (`gym.make(id, **kwargs)`), rather than one config dict, as RLlib envs do.
+
+    RLlib's convention is recognised by the signature: a first parameter named `config` or
+    `env_config`, or a single parameter without a default (`lambda cfg: ...`). Every other
+    signature, no parameters included, takes keywords. An unreadable signature gets a dict.
+    """
+    try:
+        parameters = list(inspect.signature(creator).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in POSITIONAL_KINDS]
+    if positional and positional[0].name in CONFIG_PARAMETER_NAMES:
+        return False
+    single_required = len(parameters) == 1 and positional and positional[0].default is inspect.Parameter.empty
+    return not single_required
 
 
 def as_source(env: EnvSource | EnvSpecifier) -> EnvSource:
