@@ -114,6 +114,14 @@ class UnboundedActions(LineWalk):
         return super().step(int(action[0] > 0))
 
 
+class UnboundedObservations(LineWalk):
+    """Observations in an infinite Box: gymnasium's env checker warns about its bounds."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+
+
 class ImageObservations(LineWalk):
     """84x84x3 uint8 frames, as Atari wrappers give them."""
 

@@ -192,9 +192,38 @@ def test_check_prints_the_env_its_spaces_the_algorithm_sampled_configs_and_check
     assert "  actions:      Discrete(2)" in out
     assert "Algorithm:    PPO, search space 'ppo'" in out
     assert out.count(" lr=") == 3
-    assert "A Box observation space maximum value is infinity" in out
+
+
+def test_check_shows_no_env_checker_findings_for_gymnasiums_own_cartpole(capsys):
+    assert main(["check", "cartpole_ppo"]) == 0
+    out = capsys.readouterr().out
+    assert "Env checker:  not run on gymnasium's own env" in out and "infinity" not in out
+
+
+def test_check_shows_a_user_envs_checker_findings_in_full(capsys):
+    assert main(["check", "cartpole_ppo", "--set", "env=custom_envs:UnboundedObservations"]) == 0
+    assert "  - A Box observation space maximum value is infinity. This is probably too high." in (
+        capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize("name", list_experiments())
 def test_every_shipped_experiment_passes_rlsweep_check(name):
     assert main(["check", name]) == 0
+
+
+def _train_output(capsys, tmp_path, env: str) -> str:
+    arguments = ["train", "--env", env, "--timesteps", "500", "--no-mlflow", "--results-dir", str(tmp_path)]
+    assert main([*arguments, "--set", "evaluation_interval=0"]) == 0
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+def test_a_user_envs_checker_finding_prints_once_in_a_run(capsys, tmp_path, ray_session):
+    output = _train_output(capsys, tmp_path, "custom_envs:UnboundedObservations")
+    assert output.count("A Box observation space maximum value is infinity") == 1
+
+
+def test_a_cartpole_run_prints_no_env_checker_findings(capsys, tmp_path, ray_session):
+    output = _train_output(capsys, tmp_path, "CartPole-v1")
+    assert "Env checker" not in output and "infinity" not in output

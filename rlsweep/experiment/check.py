@@ -108,12 +108,24 @@ def check_lines(check: ExperimentCheck, *, configs: bool = True) -> list[str]:
             values = sample.searched if experiment.is_search else _non_defaults(sample.config)
             params = {k: v for k, v in trial_hyperparameters(values).items() if k != "env"}
             lines.append("  " + " ".join(f"{key}={_short(value)}" for key, value in params.items()))
-    if env.warnings:
-        lines.append(f"Env checker:  {len(env.warnings)} warning(s), not fatal:")
-        lines += [f"  - {warning}" for warning in env.warnings]
-    else:
-        lines.append("Env checker:  no warnings")
-    return lines
+    return lines + _checker_lines(env, full=configs)
+
+
+def _checker_lines(env: EnvReport, *, full: bool) -> list[str]:
+    """Each distinct finding once: in full for `rlsweep check`, its first sentence before a
+    run; nothing before a run on gymnasium's own envs, whose findings a user cannot act on."""
+    if env.source.is_gymnasium_own:
+        return ["Env checker:  not run on gymnasium's own env"] if full else []
+    if not env.warnings:
+        return ["Env checker:  no warnings"]
+    if full:
+        return [f"Env checker:  {len(env.warnings)} warning(s), not fatal:"] + [
+            f"  - {warning}" for warning in env.warnings
+        ]
+    shown = dict.fromkeys(warning.split(". ")[0].removesuffix(".") for warning in env.warnings)
+    return [f"Env checker:  {len(shown)} warning(s), not fatal (`rlsweep check` shows them in full):"] + [
+        f"  - {warning}" for warning in shown
+    ]
 
 
 def _non_defaults(config: object) -> dict[str, object]:

@@ -9,6 +9,7 @@ they can shard or seed per worker.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 
 from rlsweep.trainables.config import ConfigError, did_you_mean
 from rlsweep.trainables.envs import atari
@@ -35,7 +37,7 @@ def make_env(
     """One env, built as a worker would build it (errors from the env's own code propagate)."""
     source = as_source(env)
     if source.spec is not None:
-        return gym.make(source.spec, **(env_config or {}))
+        return gym.make(unchecked(source.spec), **(env_config or {}))
     return create(source, EnvContext(env_config, worker_index, num_workers, vector_index))
 
 
@@ -60,7 +62,9 @@ def make_vector_env(
         return atari.make_vector_env(source.spec, num_envs, kwargs)
     if source.spec is not None:
         mode = "vector_entry_point" if _has_native_vector(source.spec, kwargs) else "sync"
-        vector_env = gym.make_vec(source.spec, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+        vector_env = gym.make_vec(
+            unchecked(source.spec), num_envs=num_envs, vectorization_mode=mode, **kwargs
+        )
     else:
         contexts = [EnvContext(kwargs, worker_index, num_workers, index) for index in range(num_envs)]
         vector_env = gym.vector.SyncVectorEnv(
@@ -82,6 +86,12 @@ def env_spaces(
     spaces = instance.observation_space, instance.action_space
     instance.close()
     return spaces
+
+
+def unchecked(spec: EnvSpec) -> EnvSpec:
+    """`spec` without gymnasium's passive env checker: `check.check_env` gathered its findings
+    once, before any trial; every worker and evaluation env repeating them is noise."""
+    return dataclasses.replace(spec, disable_env_checker=True)
 
 
 def episode_stats(infos: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Checking an env for real before training on it: build one, reset it, step it with a
 sampled action, and build the vector env the workers will step. Every problem is a
-ConfigError of one line naming the env; gymnasium's env checker may add warnings."""
+ConfigError of one line naming the env; gymnasium's env checker may add warnings, once."""
 
 from __future__ import annotations
 
@@ -67,9 +67,10 @@ def check_env(
     """Build one env, reset it, step it with a sampled action, and build the vector env the
     workers will step; every problem is a ConfigError of one line naming the env.
 
-    With `run_env_checker`, gymnasium's `check_env` also runs on the env; what it finds is
-    reported in `EnvReport.warnings`, not raised: rlsweep's own checks above decide what it
-    cannot run.
+    With `run_env_checker`, gymnasium's `check_env` also runs on the env (not on gymnasium's
+    own envs); what it finds is reported in `EnvReport.warnings`, not raised: rlsweep's own
+    checks above decide what it cannot run. This is the one place findings are gathered:
+    envs built for sampling and evaluation skip gymnasium's passive checker (`build.py`).
     """
     label = source.label
     if source.is_atari:
@@ -88,7 +89,7 @@ def check_env(
                 reward_range=_declared_reward_range(instance),
                 reward_threshold=instance.spec.reward_threshold if instance.spec else None,
             )
-            if run_env_checker:
+            if run_env_checker and not source.is_gymnasium_own:
                 _run_env_checker(instance, report)
         finally:
             instance.close()

@@ -60,6 +60,13 @@ class EnvSource:
     one EnvContext (RLlib's, and always register_env's): see `takes_config_as_keywords`."""
 
     @property
+    def is_gymnasium_own(self) -> bool:
+        """One of gymnasium's own envs (CartPole, LunarLander, MuJoCo, ...): tested by
+        gymnasium, so its env checker's findings (CartPole's infinite bounds) are not news."""
+        entry_point = self.spec.entry_point if self.spec is not None else None
+        return isinstance(entry_point, str) and entry_point.startswith("gymnasium.envs.")
+
+    @property
     def is_atari(self) -> bool:
         """An Atari game: stepped by ale-py's vector env, `env_config` its preprocessing."""
         return self.spec is not None and self.spec.entry_point == atari.ATARI_ENTRY_POINT
