@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from rlsweep.trainables.dqn import double_q_target
-from rlsweep.trainables.models.encoders import CNNSpec
 from rlsweep.trainables.models.networks import NetworkSpec, SquashedGaussianActor
 from rlsweep.trainables.models.observations import ObservationLayout
 from rlsweep.trainables.sac import sac_actor_loss, soft_q_target, temperature_loss, twin_q_loss
@@ -71,7 +70,7 @@ def test_temperature_rises_while_entropy_is_below_target():
 
 def test_squashed_gaussian_log_prob_matches_the_change_of_variables():
     layout = ObservationLayout.of(gym.spaces.Box(-1, 1, (3,)))
-    actor = SquashedGaussianActor(generators([0]), NetworkSpec(layout, (8,), "relu", CNNSpec()), 2)
+    actor = SquashedGaussianActor(generators([0]), NetworkSpec(layout, (8,), "relu", None), 2)
     obs = {"vector": torch.randn(1, 5, 3, generator=torch.Generator().manual_seed(0))}
     noise = torch.randn(1, 5, 2, generator=torch.Generator().manual_seed(1))
     actions, logprob = actor.sample(obs, noise)

@@ -53,8 +53,8 @@ def test_an_action_mask_in_the_observation_or_in_info_becomes_the_mask():
 
 
 def test_an_unsupported_observation_space_is_named():
-    with pytest.raises(ConfigError, match=r"observation space .*Text"):
-        ObservationLayout.of(gym.spaces.Dict({"note": gym.spaces.Text(5)}))
+    with pytest.raises(ConfigError, match=r"observation space .*holds Graph observations"):
+        ObservationLayout.of(gym.spaces.Dict({"graph": gym.spaces.Graph(gym.spaces.Discrete(2), None)}))
 
 
 def test_an_unsupported_action_space_is_named():

@@ -50,12 +50,14 @@ class AlgorithmConfig:
     """Units per hidden layer of each network."""
     activation: Activation = "tanh"
     """Nonlinearity between hidden layers."""
-    cnn_channels: tuple[int, ...] = (32, 64, 64)
-    """Output channels of each convolution for image observations (the Nature DQN's)."""
-    cnn_kernels: tuple[int, ...] = (8, 4, 3)
-    """Kernel size of each convolution."""
-    cnn_strides: tuple[int, ...] = (4, 2, 1)
-    """Stride of each convolution."""
+    cnn_channels: tuple[int, ...] = ()
+    """Output channels of each convolution for image observations; empty: chosen from the
+    image's size (the Nature DQN's from 36 pixels, small stride-1 kernels for smaller grids;
+    see `rlsweep.trainables.models.encoders.CNNSpec.for_image`)."""
+    cnn_kernels: tuple[int, ...] = ()
+    """Kernel size of each convolution; empty: chosen from the image's size."""
+    cnn_strides: tuple[int, ...] = ()
+    """Stride of each convolution; empty: chosen from the image's size."""
     normalize_obs: bool = False
     """Standardize vector observations with running statistics (kept in checkpoints)."""
     evaluation_interval: int = 5
@@ -84,11 +86,11 @@ class AlgorithmConfig:
             raise ConfigError(
                 f"config key 'hidden_sizes' must list positive layer sizes, got {list(self.hidden_sizes)}"
             )
-        cnn = (self.cnn_channels, self.cnn_kernels, self.cnn_strides)
-        if len({len(part) for part in cnn}) != 1 or min(min(part, default=0) for part in cnn) < 1:
+        cnn = [part for part in (self.cnn_channels, self.cnn_kernels, self.cnn_strides) if part]
+        if len({len(part) for part in cnn}) > 1 or min(min(part) for part in cnn or [[1]]) < 1:
             raise ConfigError(
                 "config keys 'cnn_channels', 'cnn_kernels' and 'cnn_strides' must list positive sizes, "
-                f"one per convolution, got {[list(part) for part in cnn]}"
+                f"one per convolution (or be left empty), got {[list(part) for part in cnn]}"
             )
         check_range("evaluation_interval", self.evaluation_interval, 0)
         check_range("max_worker_restarts", self.max_worker_restarts, 0)

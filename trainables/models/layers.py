@@ -1,7 +1,7 @@
 """Layers for K seeds' networks at once: every parameter has a leading seed axis.
 
-`MemberLinear` holds K weight matrices and computes [K, B, in] -> [K, B, out] as one batched
-matmul; `MemberConv2d` runs K convolutions as one grouped convolution. Seed k's parameters
+`PerSeedLinear` holds K weight matrices and computes [K, B, in] -> [K, B, out] as one batched
+matmul; `PerSeedConv2d` runs K convolutions as one grouped convolution. Seed k's parameters
 are initialized from generator k, so its network is the one a single-seed run with its seed
 builds.
 """
@@ -77,6 +77,21 @@ class PerSeedConv2d(nn.Module):
         weight = self.weight.reshape(-1, *self.weight.shape[2:])
         out = F.conv2d(grouped, weight, self.bias.reshape(-1), stride=self.stride, groups=num_seeds)
         return out.reshape(batch, num_seeds, -1, *out.shape[-2:]).transpose(0, 1)
+
+
+class PerSeedEmbedding(nn.Module):
+    """K independent embedding tables: token ids [K, B, L] -> vectors [K, B, L, dim], N(0, 1) init."""
+
+    def __init__(self, generators: Sequence[torch.Generator], num_tokens: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(len(generators), num_tokens, dim))
+        with torch.no_grad():
+            for seed_index, generator in enumerate(generators):
+                nn.init.normal_(self.weight[seed_index], generator=generator)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        seed_rows = torch.arange(len(self.weight), device=tokens.device).view(-1, *[1] * (tokens.dim() - 1))
+        return self.weight[seed_rows, tokens]
 
 
 def mlp(

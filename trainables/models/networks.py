@@ -30,16 +30,20 @@ class NetworkConfig(Protocol):
 @dataclass(frozen=True)
 class NetworkSpec:
     """What every network here is built from besides its output: the observations it reads,
-    its hidden layers and the CNN for an image."""
+    its hidden layers and the CNN for an image (None without one)."""
 
     layout: ObservationLayout
     hidden_sizes: tuple[int, ...]
     activation: str
-    cnn: CNNSpec
+    cnn: CNNSpec | None
 
     @classmethod
     def of(cls, config: NetworkConfig, layout: ObservationLayout) -> NetworkSpec:
-        cnn = CNNSpec(tuple(config.cnn_channels), tuple(config.cnn_kernels), tuple(config.cnn_strides))
+        """The spec for `layout`; a ConfigError if the config's cnn_* keys do not fit its image."""
+        cnn = None
+        if layout.image_shape is not None:
+            cnn = CNNSpec.of(layout.image_shape, config.cnn_channels, config.cnn_kernels, config.cnn_strides)
+            cnn.output_size(layout.image_shape)
         return cls(layout, tuple(config.hidden_sizes), config.activation, cnn)
 
 
@@ -71,10 +75,12 @@ class ActorCritic(nn.Module):
         else:
             self.actor_encoder = Encoder(generators, layout, cnn)
             self.actor = mlp(
-                generators, layout.vector_dim, hidden_sizes, param_dim, activation, out_gain=0.01
+                generators, self.actor_encoder.out_dim, hidden_sizes, param_dim, activation, out_gain=0.01
             )
             self.critic_encoder = Encoder(generators, layout, cnn)
-            self.critic = mlp(generators, layout.vector_dim, hidden_sizes, 1, activation, out_gain=1.0)
+            self.critic = mlp(
+                generators, self.critic_encoder.out_dim, hidden_sizes, 1, activation, out_gain=1.0
+            )
         self.continuous = continuous
         if continuous:
             self.log_std = nn.Parameter(torch.full((len(generators), 1, param_dim), log_std_init))

@@ -9,12 +9,21 @@ in deployment:
 - "image": uint8 [..., C, H, W], one image (a uint8 Box of shape HxWxC, CxHxW or HxW, alone
   or inside a Dict/Tuple), kept as uint8 until the learner's device, where the network
   scales it;
+- "text": int64 [..., TEXT_TOKENS], one text (a gymnasium `Text`, or any space of strings
+  such as MiniGrid's `MissionSpace`) as its first words, each hashed into one of
+  TEXT_VOCABULARY ids (0 pads), which the network embeds; a text the space fixes to one
+  constant value (MiniGrid's single-mission envs) carries nothing and is dropped, with one
+  notice;
 - "action_mask": bool [..., A], the valid actions, where the env exposes `action_mask` in a
   Dict observation or in `info` (as PettingZoo and many board-game envs do).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +37,12 @@ Observations = dict[str, np.ndarray]
 MASK_KEY = "action_mask"
 FLAT_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
 """Spaces that flatten into the vector (a Box only when it is not an image)."""
+TEXT_TOKENS = 32
+"""Words of a text the network reads; longer texts are cut, shorter ones padded."""
+TEXT_VOCABULARY = 1024
+"""Ids words hash into (id 0 pads): any vocabulary, known in advance or not, fits."""
+
+logger = logging.getLogger(__name__)
 
 
 def is_image(space: gym.spaces.Space) -> bool:
@@ -39,11 +54,42 @@ def is_image(space: gym.spaces.Space) -> bool:
 
 
 def _channels_axis(shape: tuple[int, ...]) -> int | None:
-    """Where a 3-d image keeps its channels: the smallest axis, first (stacked frames, CxHxW)
-    or last (HxWxC); None when the smallest is in the middle."""
-    if shape[0] == min(shape):
-        return 0
-    return 2 if shape[2] == min(shape) else None
+    """Where a 3-d image keeps its channels: the smallest axis, last (HxWxC, gymnasium's
+    convention, also when all axes are equal: a 3x3 grid of 3 features) or first (stacked
+    frames, CxHxW); None when the smallest is in the middle."""
+    if shape[2] == min(shape):
+        return 2
+    return 0 if shape[0] == min(shape) else None
+
+
+def is_text(space: gym.spaces.Space) -> bool:
+    """A space of strings: gymnasium's `Text`, or one declaring str values (MiniGrid's `MissionSpace`)."""
+    return isinstance(space, gym.spaces.Text) or (space.dtype is not None and space.dtype.kind == "U")
+
+
+def constant_text(space: gym.spaces.Space) -> str | None:
+    """The one value of a text space that allows only one (MiniGrid's `MissionSpace` without
+    placeholders, e.g. "get to the green goal square"), else None."""
+    if isinstance(space, gym.spaces.Text) or getattr(space, "ordered_placeholders", True) is not None:
+        return None
+    value = space.sample()
+    return None if space.contains(value + " ") else value  # BabyAI's accepts any text: not constant
+
+
+def tokenize(texts: Sequence[str]) -> np.ndarray:
+    """[B, TEXT_TOKENS] int64 word ids of a batch of texts: lowercase words hashed (crc32, the
+    same in every process) into 1..TEXT_VOCABULARY-1, then 0s."""
+    tokens = np.zeros((len(texts), TEXT_TOKENS), dtype=np.int64)
+    for row, text in enumerate(texts):
+        words = re.findall(r"\w+", str(text).lower())[:TEXT_TOKENS]
+        tokens[row, : len(words)] = [1 + zlib.crc32(word.encode()) % (TEXT_VOCABULARY - 1) for word in words]
+    return tokens
+
+
+@functools.cache
+def _notice_dropped_text(key: str, value: str) -> None:
+    """Once per process and text: the observation entry the network does not read."""
+    logger.warning("observation entry %r is always %r and carries nothing; it is not encoded", key, value)
 
 
 def image_shape(space: gym.spaces.Box) -> tuple[int, int, int]:
@@ -67,28 +113,41 @@ class ObservationLayout:
     mask_dim: int
     """Size of the action mask in a Dict observation; 0 if the observations carry none (an
     env may still give one in `info`)."""
+    text_tokens: int = 0
+    """Token ids of the text entry (TEXT_TOKENS), 0 if the observations hold no text that varies."""
 
     @classmethod
     def of(cls, space: gym.spaces.Space) -> ObservationLayout:
         """The layout of `space`, or a ConfigError naming a space rlsweep cannot handle."""
         parts = _parts(space)
-        images = [part for _, part in parts if is_image(part)]
-        if len(images) > 1:
-            raise ConfigError(f"observation space {space} holds {len(images)} images; rlsweep handles one")
         for _, part in parts:
-            if not (isinstance(part, FLAT_SPACES) or is_image(part)):
+            if not (isinstance(part, FLAT_SPACES) or is_image(part) or is_text(part)):
                 raise ConfigError(
-                    f"observation space {space} holds {part}, which rlsweep cannot encode; "
-                    "it handles Box, Discrete, MultiDiscrete, MultiBinary and Dict/Tuple of those"
+                    f"observation space {' '.join(str(space).split())} holds {type(part).__name__} "
+                    "observations, which no rlsweep encoder can take (they have no fixed size); "
+                    "wrap the env to give Box, Discrete, MultiDiscrete, MultiBinary, Text "
+                    "or Dict/Tuple of those"
                 )
+        for kind, found in (("images", is_image), ("texts", is_text)):
+            count = sum(found(part) for _, part in parts)
+            if count > 1:
+                raise ConfigError(f"observation space {space} holds {count} {kind}; rlsweep handles one")
+        texts = {key: constant_text(part) for key, part in parts if is_text(part)}
+        for key, value in texts.items():
+            if value is not None:
+                _notice_dropped_text(key, value)
+        images = [part for _, part in parts if is_image(part)]
         masks = [part for key, part in parts if key == MASK_KEY]
         return cls(
             space=space,
             vector_dim=sum(
-                gym.spaces.flatdim(part) for key, part in parts if key != MASK_KEY and not is_image(part)
+                gym.spaces.flatdim(part)
+                for key, part in parts
+                if key != MASK_KEY and not is_image(part) and not is_text(part)
             ),
             image_shape=image_shape(images[0]) if images else None,
             mask_dim=gym.spaces.flatdim(masks[0]) if masks else 0,
+            text_tokens=TEXT_TOKENS if None in texts.values() else 0,
         )
 
     def encode(self, obs: Any, infos: dict[str, Any] | None = None) -> Observations:
@@ -99,6 +158,9 @@ class ObservationLayout:
                 encoded[MASK_KEY] = np.asarray(part, dtype=bool).reshape(len(part), -1)
             elif is_image(part_space):
                 encoded["image"] = _channels_first(part_space, np.asarray(part, dtype=np.uint8))
+            elif is_text(part_space):
+                if self.text_tokens:
+                    encoded["text"] = tokenize(part)
             else:
                 vectors.append(_flatten_batch(part_space, part))
         if vectors:
