@@ -17,7 +17,7 @@ from torch import nn
 
 from rlsweep.trainables.learning.device import to_device
 from rlsweep.trainables.models.distributions import action_head, masked_logits
-from rlsweep.trainables.models.encoders import Encoder, TensorObs
+from rlsweep.trainables.models.encoders import TensorObs
 from rlsweep.trainables.models.networks import (
     ActorCritic,
     NetworkConfig,
@@ -239,16 +239,7 @@ class ActorCriticPolicy(Policy):
             action_feature_dim(self.action_space) if config.lstm_use_prev_action else 0,
             config.lstm_use_prev_reward,
         )
-        encoder = Encoder(init, self.layout, self.spec.cnn)
-        return RecurrentActorCritic(
-            init,
-            encoder,
-            self.spec.hidden_sizes,
-            self.spec.activation,
-            self.lstm,
-            self.head.param_dim,
-            self.head.continuous,
-        )
+        return RecurrentActorCritic(init, self.spec, self.lstm, self.head.param_dim, self.head.continuous)
 
     @property
     def recurrent(self) -> bool:
@@ -259,8 +250,9 @@ class ActorCriticPolicy(Policy):
             return {}
         rows = (self.num_seeds, num_envs)
         state = {
-            "hidden": np.zeros((*rows, self.lstm.cell_size), np.float32),
-            "cell": np.zeros((*rows, self.lstm.cell_size), np.float32),
+            f"{tower}_{part}": np.zeros((*rows, self.lstm.cell_size), np.float32)
+            for tower in RecurrentActorCritic.TOWERS
+            for part in ("hidden", "cell")
         }
         if self.lstm.prev_action_dim:
             state["prev_action"] = np.zeros((*rows, self.lstm.prev_action_dim), np.float32)
