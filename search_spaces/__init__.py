@@ -7,12 +7,18 @@ from __future__ import annotations
 
 from rlsweep.search_spaces.dqn import dqn
 from rlsweep.search_spaces.fixed import fixed
-from rlsweep.search_spaces.ppo import ppo
+from rlsweep.search_spaces.ppo import ppo, ppo_memory
 from rlsweep.search_spaces.sac import sac
 from rlsweep.search_spaces.search_space import NarrowedTrial, SearchSpace, search_space
 from rlsweep.trainables.config import ConfigError, did_you_mean
 
-SEARCH_SPACES: dict[str, SearchSpace] = {"ppo": ppo, "dqn": dqn, "sac": sac, "fixed": fixed}
+SEARCH_SPACES: dict[str, SearchSpace] = {
+    "ppo": ppo,
+    "ppo_memory": ppo_memory,
+    "dqn": dqn,
+    "sac": sac,
+    "fixed": fixed,
+}
 """Space names as experiment files spell them."""
 
 
@@ -24,6 +30,7 @@ def get_search_space(name: str) -> SearchSpace:
 
 
 __all__ = [
-    "SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "dqn", "fixed", "get_search_space", "ppo", "sac",
+    "SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "dqn", "fixed", "get_search_space", "ppo", "ppo_memory",
+    "sac",
     "search_space",
 ]  # fmt: skip

@@ -55,3 +55,23 @@ def _ppo_params(config: dict[str, Any]) -> dict[str, Any]:
         batch = config["num_envs_per_worker"] * config["rollout_length"]
         params["num_minibatches"] = batch // config["minibatch_size"]
     return params
+
+
+@search_space
+def ppo_memory(trial: optuna.Trial) -> dict[str, Any]:
+    """The `ppo` space plus a policy's memory: with or without an LSTM, its size, whether it
+    sees the previous action, and the sequence length it learns through (never longer
+    than the rollout, so every sample is valid)."""
+    config = ppo.sample(trial)
+    return {
+        **config,
+        "use_lstm": trial.suggest_categorical("use_lstm", [True, False]),
+        "lstm_cell_size": trial.suggest_categorical("lstm_cell_size", [32, 64, 128, 256]),
+        "lstm_use_prev_action": trial.suggest_categorical("lstm_use_prev_action", [False, True]),
+        "max_seq_len": min(
+            config["rollout_length"], trial.suggest_categorical("max_seq_len", [8, 16, 32, 64])
+        ),
+    }
+
+
+ppo_memory.inverse(_ppo_params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rlsweep.trainables.checkpoint import checkpoint_file
 from rlsweep.trainables.config import ConfigError, check_range
@@ -18,6 +18,9 @@ Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
 @dataclass
 class AlgorithmConfig:
     """Settings every algorithm has."""
+
+    recurrent_models: ClassVar[bool] = False
+    """Whether the algorithm trains policies with memory (`use_lstm`)."""
 
     env: EnvSpecifier = "CartPole-v1"
     """A gymnasium id ("some.module:EnvId-v0" imports the module that registers it first), a
@@ -60,6 +63,18 @@ class AlgorithmConfig:
     """Stride of each convolution; empty: chosen from the image's size."""
     normalize_obs: bool = False
     """Standardize vector observations with running statistics (kept in checkpoints)."""
+    use_lstm: bool = False
+    """Give the policy memory: an LSTM between the encoder's hidden layers and the heads, for
+    envs whose observations do not tell everything (velocities unseen, a cue seen once)."""
+    lstm_cell_size: int = 64
+    """Units of the LSTM's hidden and cell state."""
+    max_seq_len: int = 20
+    """Steps the learner backpropagates through time: each env's rollout is cut into
+    sequences this long, each replayed from the memory its first step was sampled with."""
+    lstm_use_prev_action: bool = False
+    """Feed the LSTM the previous action (one-hot when discrete) with the observation."""
+    lstm_use_prev_reward: bool = False
+    """Feed the LSTM the previous reward with the observation."""
     evaluation_interval: int = 5
     """Evaluate every this many iterations, starting with the first; 0 turns evaluation off."""
     evaluation_num_episodes: int = 10
@@ -91,6 +106,14 @@ class AlgorithmConfig:
             raise ConfigError(
                 "config keys 'cnn_channels', 'cnn_kernels' and 'cnn_strides' must list positive sizes, "
                 f"one per convolution (or be left empty), got {[list(part) for part in cnn]}"
+            )
+        check_range("lstm_cell_size", self.lstm_cell_size, 1)
+        check_range("max_seq_len", self.max_seq_len, 1)
+        if self.use_lstm and not self.recurrent_models:
+            algorithm = type(self).__name__.removesuffix("Config")
+            raise ConfigError(
+                f"config key 'use_lstm' is true, but {algorithm} cannot train recurrent policies; "
+                "use PPO, or set use_lstm: false"
             )
         check_range("evaluation_interval", self.evaluation_interval, 0)
         check_range("max_worker_restarts", self.max_worker_restarts, 0)

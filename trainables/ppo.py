@@ -5,12 +5,16 @@ the learner computes GAE advantages and runs `num_epochs` passes of minibatch up
 the clipped objective below, for every seed at once: each seed's minibatches are its
 own samples in its own shuffled order, its advantages are normalized over its own
 minibatch, and its gradient is clipped by its own norm.
+
+With `use_lstm` the samples are sequences of `max_seq_len` steps instead of single steps
+(`learning/sequences.py`): a minibatch holds whole sequences, each unrolled from the
+recurrent state its first step was sampled with, and padded steps are masked out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,6 +25,7 @@ from rlsweep.trainables.config import ConfigError, check_range
 from rlsweep.trainables.learning.advantages import compute_gae
 from rlsweep.trainables.learning.device import to_device
 from rlsweep.trainables.learning.optim import adam, clip_grad_norm
+from rlsweep.trainables.learning.sequences import episode_starts, to_sequences
 from rlsweep.trainables.models.distributions import ACTION_SPACES
 from rlsweep.trainables.models.observations import MASK_KEY
 from rlsweep.trainables.models.policy import ActorCriticPolicy
@@ -29,11 +34,15 @@ from rlsweep.trainables.seeds import SeedMetrics
 
 MINIBATCH_KEYS = ("obs", "actions", "logprob", "advantages", "returns", "valid")
 """What a minibatch update reads from the batch (not the values, only the statistics do)."""
+SEQUENCE_KEYS = ("memory", "starts")
+"""What a recurrent policy's update reads besides: the state and where episodes start."""
 
 
 @dataclass
 class PPOConfig(AlgorithmConfig):
     """PPO hyperparameters; defaults follow CleanRL's classic-control settings."""
+
+    recurrent_models: ClassVar[bool] = True
 
     rollout_length: int = 128
     """Steps per env per iteration; the batch is max(1, num_workers) * num_envs_per_worker * this
@@ -77,6 +86,11 @@ class PPOConfig(AlgorithmConfig):
         check_range("vf_coef", self.vf_coef, 0)
         check_range("ent_coef", self.ent_coef, 0)
         check_range("max_grad_norm", self.max_grad_norm, 0, low_inclusive=False)
+        if self.use_lstm and self.max_seq_len > self.rollout_length:
+            raise ConfigError(
+                f"config key 'max_seq_len' ({self.max_seq_len}) must not exceed 'rollout_length' "
+                f"({self.rollout_length}): sequences are cut from one rollout"
+            )
         if self.minibatch_size > self.batch_size:
             raise ConfigError(
                 f"config key 'minibatch_size' ({self.minibatch_size}) must not exceed the batch size "
@@ -111,14 +125,17 @@ class PPO(Algorithm):
     def learn(self, rollouts: list[Rollout]) -> SeedMetrics:
         cfg = self.algo_config
         batch = self._batch(rollouts)
-        network, head = self.policy.network, self.policy.head
+        network = self.policy.network
         lr = self.annealed(cfg.lr, cfg.lr_anneal_timesteps)
         clip_range = self.annealed(cfg.clip_range, cfg.clip_range_anneal_timesteps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        num_seeds, num_samples = batch["valid"].shape
-        num_minibatches = max(1, num_samples // cfg.minibatch_size)
+        recurrent = self.policy.recurrent
+        keys = MINIBATCH_KEYS + SEQUENCE_KEYS if recurrent else MINIBATCH_KEYS
+        num_seeds, num_samples = batch["valid"].shape[:2]  # samples: steps, or sequences when recurrent
+        steps_per_sample = cfg.max_seq_len if recurrent else 1
+        num_minibatches = min(num_samples, max(1, num_samples * steps_per_sample // cfg.minibatch_size))
         rows = torch.arange(num_seeds, device=self.device)[:, None]  # [K, 1] picks each seed's samples
         stats: list[torch.Tensor] = []  # [5, K] per minibatch, read once at the end
         for _ in range(cfg.num_epochs):
@@ -129,28 +146,13 @@ class PPO(Algorithm):
                 ]
             )  # [K, M]: each seed shuffles its own samples
             for index in order.tensor_split(num_minibatches, dim=1):  # [K, B]
-                mb = {key: _take(batch[key], rows, index) for key in MINIBATCH_KEYS}
-                valid = mb["valid"]
-                params, values = network.policy_params_and_value(mb["obs"])
-                mask = mb["obs"].get(MASK_KEY)
-                logprob = head.log_prob(params, mb["actions"], mask)
-                entropy = masked_mean(head.entropy(params, mask), valid)
-                advantages = mb["advantages"]
-                if cfg.normalize_advantages:
-                    advantages = normalize(advantages, valid)
-                policy_loss, approx_kl, clip_fraction = clipped_surrogate_loss(
-                    logprob, mb["logprob"], advantages, valid, clip_range
-                )
-                value_loss = 0.5 * masked_mean((values - mb["returns"]).pow(2), valid)
-                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy  # [K]
-
+                mb = {key: _take(batch[key], rows, index) for key in keys}
+                loss, minibatch_stats = self.minibatch_loss(mb, clip_range)  # [K]
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()  # seeds share no parameters: each gets its own gradient
                 clip_grad_norm(network.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                stats.append(
-                    torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]).detach()
-                )
+                stats.append(minibatch_stats)
 
         # Statistics move only after the update, so the update saw what the workers saw.
         for rollout in rollouts:
@@ -164,8 +166,37 @@ class PPO(Algorithm):
             "clip_fraction": clip_fraction,
             "lr": np.full(num_seeds, lr),
             "clip_range": np.full(num_seeds, clip_range),
-            "explained_variance": explained_variance(batch["values"], batch["returns"], batch["valid"]),
+            "explained_variance": explained_variance(
+                batch["values"].flatten(1), batch["returns"].flatten(1), batch["valid"].flatten(1)
+            ),
         }
+
+    def minibatch_loss(self, mb: dict[str, Any], clip_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss [K] of a minibatch of samples [K, B, ...] (whole sequences [K, B, L, ...]
+        for a recurrent policy), and its statistics [5, K]: policy and value loss, entropy,
+        approximate KL and clip fraction. Invalid steps (autoresets, padding) add nothing."""
+        cfg = self.algo_config
+        network, head = self.policy.network, self.policy.head
+        if self.policy.recurrent:
+            params, values, _ = network.unroll(mb["obs"], mb["memory"], mb["starts"])
+            # From here on every step of every sequence is one sample: [K, B*L, ...].
+            params, values = params.flatten(1, 2), values.flatten(1, 2)
+            mb = {key: _flatten_sequences(mb[key]) for key in MINIBATCH_KEYS}
+        else:
+            params, values = network.policy_params_and_value(mb["obs"])
+        valid = mb["valid"]
+        mask = mb["obs"].get(MASK_KEY)
+        logprob = head.log_prob(params, mb["actions"], mask)
+        entropy = masked_mean(head.entropy(params, mask), valid)
+        advantages = mb["advantages"]
+        if cfg.normalize_advantages:
+            advantages = normalize(advantages, valid)
+        policy_loss, approx_kl, clip_fraction = clipped_surrogate_loss(
+            logprob, mb["logprob"], advantages, valid, clip_range
+        )
+        value_loss = 0.5 * masked_mean((values - mb["returns"]).pow(2), valid)
+        loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy  # [K]
+        return loss, torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]).detach()
 
     def _update_normalizer(self, rollout: Rollout) -> None:
         if "vector" not in rollout.obs:
@@ -178,16 +209,28 @@ class PPO(Algorithm):
     def _batch(self, rollouts: list[Rollout]) -> dict[str, Any]:
         """Every rollout's steps as learner tensors [K, M, ...] (M = steps per seed, autoreset
         steps kept but marked invalid), with GAE targets: the iteration's one copy to the
-        learner's device, which the minibatches index there."""
+        learner's device, which the minibatches index there. For a recurrent policy the
+        samples are sequences [K, M, L, ...] (see `learning/sequences.py`), with the memory
+        they were sampled with and where episodes start in them."""
         cfg = self.algo_config
+        recurrent = self.policy.recurrent
         parts: dict[str, list[np.ndarray]] = {
             k: [] for k in ("actions", "logprob", "values", "advantages", "returns", "valid")
         }
+        if recurrent:
+            parts["starts"] = []
         observations: list[dict[str, np.ndarray]] = []
+        memories: list[dict[str, np.ndarray]] = []
+
+        def samples(array: np.ndarray) -> np.ndarray:  # [T, K, N, ...] -> the learner's samples
+            return to_sequences(array, cfg.max_seq_len) if recurrent else _seeds_first(array)
+
         for rollout in rollouts:
             values = rollout.extras["value"]  # [T, K, N]
             last_obs = {key: value[-1] for key, value in rollout.obs.items()}
-            last_value = self.policy.network.value(self.policy.obs_tensors(last_obs)).cpu().numpy()  # [K, N]
+            last_memory = {key: value[-1] for key, value in rollout.memory.items()}
+            _, last_value, _ = self.policy.params_and_value(self.policy.obs_tensors(last_obs), last_memory)
+            last_value = last_value.cpu().numpy()  # [K, N]
             next_values = np.concatenate([values[1:], last_value[None]])  # V(s_{t+1}), [T, K, N]
             advantages, returns = compute_gae(
                 rollout.rewards,
@@ -206,14 +249,21 @@ class PPO(Algorithm):
                 ("returns", returns),
                 ("valid", rollout.valid),
             ):
-                parts[key].append(_seeds_first(array))
-            observations.append({key: _seeds_first(value[:-1]) for key, value in rollout.obs.items()})
+                parts[key].append(samples(array))
+            if recurrent:
+                parts["starts"].append(samples(episode_starts(rollout.valid)))
+            observations.append({key: samples(value[:-1]) for key, value in rollout.obs.items()})
+            memories.append({key: samples(value[:-1]) for key, value in rollout.memory.items()})
         batch: dict[str, Any] = {
             key: to_device(np.concatenate(arrays, axis=1), self.device) for key, arrays in parts.items()
         }
         batch["obs"] = self.policy.obs_tensors(
             {key: np.concatenate([obs[key] for obs in observations], axis=1) for key in observations[0]}
         )
+        batch["memory"] = {
+            key: to_device(np.concatenate([memory[key] for memory in memories], axis=1), self.device)
+            for key in memories[0]
+        }
         return batch
 
     def learner_state(self) -> dict[str, Any]:
@@ -227,6 +277,13 @@ def _seeds_first(array: np.ndarray) -> np.ndarray:
     """[T, K, N, ...] -> [K, T*N, ...]: each seed's steps in one row."""
     steps, num_seeds, envs = array.shape[:3]
     return np.swapaxes(array, 0, 1).reshape(num_seeds, steps * envs, *array.shape[3:])
+
+
+def _flatten_sequences(value: Any) -> Any:
+    """Sequences [K, B, L, ...] (or a dict of them) as steps [K, B*L, ...]."""
+    if isinstance(value, dict):
+        return {key: tensor.flatten(1, 2) for key, tensor in value.items()}
+    return value.flatten(1, 2)
 
 
 def _take(value: Any, rows: torch.Tensor, index: torch.Tensor) -> Any:

@@ -17,9 +17,16 @@ from rlsweep.experiment.schema import Experiment
 from rlsweep.experiment.space_check import SampledConfig, sample_configs
 from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.envs.check import EnvReport
+from rlsweep.trainables.models.observations import ObservationLayout
 
 SHOWN_CONFIGS = 3
 """Sampled configs `rlsweep check` prints."""
+
+MODEL_KEYS = (
+    "hidden_sizes", "activation", "cnn_channels", "use_lstm", "lstm_cell_size", "max_seq_len",
+    "lstm_use_prev_action", "lstm_use_prev_reward",
+)  # fmt: skip
+"""Config keys that shape the policy's network."""
 
 RETURN_METRICS = ("episode_return_mean", "episode_return_min", "episode_return_max")
 """Metrics (also under evaluation/) whose values are episode returns."""
@@ -99,6 +106,7 @@ def check_lines(check: ExperimentCheck, *, configs: bool = True) -> list[str]:
     if configs:
         searched = f"search space {experiment.space_name!r}" if experiment.is_search else "a fixed config"
         lines.append(f"Algorithm:    {experiment.trainable.__name__}, {searched}")
+        lines.append(f"Model:        {_model_line(check)}")
         shown = check.sampled[:SHOWN_CONFIGS]
         if experiment.is_search:
             lines.append(f"Sampled configs ({len(shown)} of the narrowed space):")
@@ -126,6 +134,32 @@ def _checker_lines(env: EnvReport, *, full: bool) -> list[str]:
     return [f"Env checker:  {len(shown)} warning(s), not fatal (`rlsweep check` shows them in full):"] + [
         f"  - {warning}" for warning in shown
     ]
+
+
+def _model_line(check: ExperimentCheck) -> str:
+    """The first sampled config's network in words, and which of its keys the search varies."""
+    config = check.sampled[0].config
+    parts = []
+    if ObservationLayout.of(check.env.observation_space).image_shape is not None:
+        parts.append(f"CNN {tuple(config.cnn_channels)}")
+    parts.append(f"MLP {tuple(config.hidden_sizes)} {config.activation}")
+    if config.use_lstm:
+        inputs = [
+            name
+            for used, name in (
+                (config.lstm_use_prev_action, "action"),
+                (config.lstm_use_prev_reward, "reward"),
+            )
+            if used
+        ]
+        fed = f", fed the previous {' and '.join(inputs)}" if inputs else ""
+        parts.append(
+            f"LSTM {config.lstm_cell_size} cells{fed}, trained on sequences of {config.max_seq_len} steps"
+        )
+    searched = [
+        key for key in MODEL_KEYS if len({str(getattr(sample.config, key)) for sample in check.sampled}) > 1
+    ]
+    return " -> ".join(parts) + (f" (searched: {', '.join(searched)})" if searched else "")
 
 
 def _non_defaults(config: object) -> dict[str, object]:

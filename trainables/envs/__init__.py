@@ -8,4 +8,5 @@ evaluation, and checked for real before training starts.
     check.py    building, resetting and stepping one env, every problem one line
     errors.py   what env code raises, as one line naming the env
     atari.py    Atari games through ale-py's vector env, with the standard preprocessing
+    partially_observed.py   rlsweep's own envs that need memory (StatelessCartPole, MemoryCue)
 """

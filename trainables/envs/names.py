@@ -6,6 +6,7 @@
     "my_pkg.envs:Maze"      a gymnasium.Env subclass or a factory in that module (env_config
                             as keywords, or as one dict: `takes_config_as_keywords`);
     Maze, make_maze         the class or factory itself (tune.run and tune.Tuner configs);
+    "rlsweep/MemoryCue-v0"  one of rlsweep's own envs (`partially_observed.py`);
     "maze"                  a name registered with `ray.tune.registry.register_env(name, creator)`;
     "Maze-v0"               an id registered with `gym.register` in the driver process only: it
                             reaches trial processes through `publish_gym_registration`.
@@ -29,7 +30,7 @@ from gymnasium.envs.registration import EnvSpec
 from ray.tune.registry import ENV_CREATOR, _global_registry, register_env
 
 from rlsweep.trainables.config import ConfigError
-from rlsweep.trainables.envs import atari
+from rlsweep.trainables.envs import atari, partially_observed
 from rlsweep.trainables.envs.errors import first_line, missing_dependency
 
 CONFIG_PARAMETER_NAMES = ("config", "env_config")
@@ -184,6 +185,7 @@ def _registered_creator(name: str) -> Callable[..., Any] | None:
 def _gym_spec(env_id: str) -> EnvSpec:
     """The spec of a gymnasium id registered in this process (ALE/... by importing ale-py)."""
     atari.ensure_registered(env_id)
+    partially_observed.ensure_registered(env_id)
     try:
         return gym.spec(env_id)
     except (gym.error.Error, ModuleNotFoundError, ImportError, AttributeError) as error:

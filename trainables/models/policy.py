@@ -27,6 +27,13 @@ from rlsweep.trainables.models.networks import (
 )
 from rlsweep.trainables.models.normalizer import ObservationNormalizer
 from rlsweep.trainables.models.observations import MASK_KEY, ObservationLayout, Observations
+from rlsweep.trainables.models.recurrent import (
+    LSTMSpec,
+    RecurrentActorCritic,
+    RecurrentState,
+    action_feature_dim,
+    action_features,
+)
 from rlsweep.trainables.seeds import draw, generators
 
 
@@ -34,6 +41,10 @@ class PolicyConfig(NetworkConfig, Protocol):
     """The config keys a policy is built from; every algorithm's config has them."""
 
     normalize_obs: bool
+    use_lstm: bool
+    lstm_cell_size: int
+    lstm_use_prev_action: bool
+    lstm_use_prev_reward: bool
 
 
 class QPolicyConfig(PolicyConfig, Protocol):
@@ -43,11 +54,13 @@ class QPolicyConfig(PolicyConfig, Protocol):
 class Policy:
     """K seeds' networks plus the observation normalizer they were trained with.
 
-    Subclasses build `network` from the algorithm's config and define `act` (exploratory
+    Subclasses build `network` from the algorithm's config and define `explore` (exploratory
     actions for rollouts, with whatever per-step outputs their learner needs) and
     `compute_actions` (env-ready actions, deterministic by default). Batches are [K, N, ...]:
-    N observations for each of the K seeds. `compute_single_action` is the deployment
-    API, for a policy of one seed (`load_policy` picks it).
+    N observations for each of the K seeds. Both take and return the recurrent state
+    (`recurrent.py`; empty for a memoryless policy), which callers reset where episodes
+    start (`reset_state`). `act(obs, state)` is the deployment API, for a policy of one
+    seed (`load_policy` picks it); `compute_single_action(obs)` for a memoryless one.
     """
 
     network: nn.Module
@@ -90,16 +103,53 @@ class Policy:
             for key, array in obs.items()
         }
 
-    def act(
-        self, obs: Observations, gens: Sequence[torch.Generator]
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Exploratory actions [K, N, ...] for observations [K, N, ...], and per-step extras."""
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy has memory (its state is not empty)."""
+        return False
+
+    def initial_state(self, num_envs: int = 1) -> RecurrentState:
+        """What the policy remembers before an episode's first step, for N = `num_envs` envs
+        per seed: zeros [K, N, ...]; empty for a memoryless policy."""
+        return {}
+
+    @staticmethod
+    def reset_state(state: RecurrentState, starts: np.ndarray) -> RecurrentState:
+        """`state` back at the initial (zero) state for the envs where `starts` [K, N] is true."""
+        return {
+            key: np.where(starts.reshape(starts.shape + (1,) * (value.ndim - 2)), 0, value).astype(
+                value.dtype
+            )
+            for key, value in state.items()
+        }
+
+    @staticmethod
+    def remember_rewards(state: RecurrentState, rewards: np.ndarray) -> RecurrentState:
+        """`state` after the env paid `rewards` [K, N] for the actions chosen with it: the
+        previous reward, for a policy that reads it."""
+        if "prev_reward" not in state:
+            return state
+        return {
+            **state,
+            "prev_reward": np.asarray(rewards, dtype=np.float32).reshape(state["prev_reward"].shape),
+        }
+
+    def explore(
+        self, obs: Observations, state: RecurrentState, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], RecurrentState]:
+        """Exploratory actions [K, N, ...] for observations [K, N, ...], per-step extras, and
+        the next state."""
         raise NotImplementedError
 
     def compute_actions(
-        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
-    ) -> np.ndarray:
-        """Env-ready actions [K, N, ...]; stochastic ones need the seeds' generators."""
+        self,
+        obs: Observations,
+        state: RecurrentState,
+        deterministic: bool = True,
+        gens: Sequence[torch.Generator] = (),
+    ) -> tuple[np.ndarray, RecurrentState]:
+        """Env-ready actions [K, N, ...] and the next state; stochastic ones need the seeds'
+        generators."""
         raise NotImplementedError
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
@@ -112,16 +162,37 @@ class Policy:
             return actions + space.start
         return actions.astype(space.dtype)
 
-    def compute_single_action(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> Any:
+    def act(
+        self,
+        obs: Any,
+        state: RecurrentState,
+        prev_reward: float = 0.0,
+        *,
+        deterministic: bool = True,
+        action_mask: Any = None,
+    ) -> tuple[Any, RecurrentState]:
         """The action for one observation as the env returns it (an array, or an int for
-        Discrete action spaces); `action_mask` for envs that give it in `info`."""
+        Discrete action spaces), and the state to act on the next observation with: start
+        each episode from `initial_state()`. `prev_reward` is what the previous action earned
+        (read with lstm_use_prev_reward); `action_mask` for envs that give it in `info`."""
         if self.num_seeds != 1:
             raise ValueError(
                 f"this policy holds {self.num_seeds} seeds; load_policy(path, seed_index=i) picks one"
             )
         encoded = self.layout.encode_one(obs, action_mask)
-        action = self.compute_actions({k: v[None] for k, v in encoded.items()}, deterministic)[0, 0]
-        return int(action) if isinstance(self.action_space, gym.spaces.Discrete) else action
+        state = self.remember_rewards(state, np.full((1, 1), prev_reward))
+        actions, state = self.compute_actions({k: v[None] for k, v in encoded.items()}, state, deterministic)
+        action = actions[0, 0]
+        return int(action) if isinstance(self.action_space, gym.spaces.Discrete) else action, state
+
+    def compute_single_action(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> Any:
+        """The action of a memoryless policy for one observation (see `act`)."""
+        if self.recurrent:
+            raise ValueError(
+                "this policy has memory (use_lstm): state = policy.initial_state() at an episode's start, "
+                "then action, state = policy.act(obs, state) at every step"
+            )
+        return self.act(obs, {}, deterministic=deterministic, action_mask=action_mask)[0]
 
     def get_weights(self) -> dict[str, Any]:
         """Everything a worker needs to act like this policy, as numpy arrays: Ray ships
@@ -152,40 +223,97 @@ class Policy:
 
 
 class ActorCriticPolicy(Policy):
-    """An `ActorCritic` with the action head of its action space; `act` also returns the
-    log-probabilities and values PPO needs."""
+    """An `ActorCritic` (a `RecurrentActorCritic` with use_lstm) with the action head of its
+    action space; `explore` also returns the log-probabilities and values PPO needs."""
 
-    network: ActorCritic
+    network: ActorCritic | RecurrentActorCritic
 
-    def build_network(self, config: PolicyConfig, init: list[torch.Generator]) -> ActorCritic:
+    def build_network(
+        self, config: PolicyConfig, init: list[torch.Generator]
+    ) -> ActorCritic | RecurrentActorCritic:
         self.head = action_head(self.action_space)
-        return ActorCritic(init, self.spec, self.head.param_dim, self.head.continuous)
+        if not config.use_lstm:
+            return ActorCritic(init, self.spec, self.head.param_dim, self.head.continuous)
+        self.lstm = LSTMSpec(
+            config.lstm_cell_size,
+            action_feature_dim(self.action_space) if config.lstm_use_prev_action else 0,
+            config.lstm_use_prev_reward,
+        )
+        return RecurrentActorCritic(init, self.spec, self.lstm, self.head.param_dim, self.head.continuous)
+
+    @property
+    def recurrent(self) -> bool:
+        return isinstance(self.network, RecurrentActorCritic)
+
+    def initial_state(self, num_envs: int = 1) -> RecurrentState:
+        if not self.recurrent:
+            return {}
+        rows = (self.num_seeds, num_envs)
+        state = {
+            f"{tower}_{part}": np.zeros((*rows, self.lstm.cell_size), np.float32)
+            for tower in RecurrentActorCritic.TOWERS
+            for part in ("hidden", "cell")
+        }
+        if self.lstm.prev_action_dim:
+            state["prev_action"] = np.zeros((*rows, self.lstm.prev_action_dim), np.float32)
+        if self.lstm.prev_reward:
+            state["prev_reward"] = np.zeros(rows, np.float32)
+        return state
+
+    def params_and_value(
+        self, x: TensorObs, state: RecurrentState
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The action head's params [K, N, P], the values [K, N] and the next LSTM state."""
+        if not self.recurrent:
+            return *self.network.policy_params_and_value(x), {}
+        return self.network.step(x, {key: to_device(value, self.device) for key, value in state.items()})
+
+    def next_state(
+        self, state: RecurrentState, lstm_state: dict[str, torch.Tensor], actions: np.ndarray
+    ) -> RecurrentState:
+        """What the policy remembers after choosing `actions` [K, N, ...] in `state`."""
+        if not self.recurrent:
+            return {}
+        following = {**state, **{key: value.cpu().numpy() for key, value in lstm_state.items()}}
+        if "prev_action" in state:
+            following["prev_action"] = action_features(self.action_space, actions)
+        return following
 
     @torch.inference_mode()
-    def act(
-        self, obs: Observations, gens: Sequence[torch.Generator]
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def explore(
+        self, obs: Observations, state: RecurrentState, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], RecurrentState]:
         x = self.obs_tensors(obs)
-        params, value = self.network.policy_params_and_value(x)
+        params, value, lstm_state = self.params_and_value(x, state)
         mask = x.get(MASK_KEY)
         noise = draw(self.head.noise, gens, (params.shape[1], self.head.noise_dim), self.device)
         actions = self.head.sample(params, noise, mask)
         logprob = self.head.log_prob(params, actions, mask)
-        return actions.cpu().numpy(), {"logprob": logprob.cpu().numpy(), "value": value.cpu().numpy()}
+        actions_array = actions.cpu().numpy()
+        extras = {"logprob": logprob.cpu().numpy(), "value": value.cpu().numpy()}
+        return actions_array, extras, self.next_state(state, lstm_state, actions_array)
 
     @torch.inference_mode()
     def compute_actions(
-        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
-    ) -> np.ndarray:
+        self,
+        obs: Observations,
+        state: RecurrentState,
+        deterministic: bool = True,
+        gens: Sequence[torch.Generator] = (),
+    ) -> tuple[np.ndarray, RecurrentState]:
         x = self.obs_tensors(obs)
-        params = self.network.policy_params(x)
+        if self.recurrent:
+            params, _, lstm_state = self.params_and_value(x, state)
+        else:
+            params, lstm_state = self.network.policy_params(x), {}
         mask = x.get(MASK_KEY)
         if deterministic:
             actions = self.head.mode(params, mask)
         else:
             noise = draw(self.head.noise, gens, (params.shape[1], self.head.noise_dim), self.device)
             actions = self.head.sample(params, noise, mask)
-        return self.env_actions(actions.cpu().numpy())
+        actions_array = actions.cpu().numpy()
+        return self.env_actions(actions_array), self.next_state(state, lstm_state, actions_array)
 
 
 class QPolicy(Policy):
@@ -203,16 +331,21 @@ class QPolicy(Policy):
         return QNetwork(init, self.spec, int(self.action_space.n), config.dueling)
 
     @torch.inference_mode()
-    def act(
-        self, obs: Observations, gens: Sequence[torch.Generator]
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return self._epsilon_greedy(obs, self.epsilon, gens), {}
+    def explore(
+        self, obs: Observations, state: RecurrentState, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], RecurrentState]:
+        return self._epsilon_greedy(obs, self.epsilon, gens), {}, state
 
     @torch.inference_mode()
     def compute_actions(
-        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
-    ) -> np.ndarray:
-        return self.env_actions(self._epsilon_greedy(obs, 0.0 if deterministic else self.epsilon, gens))
+        self,
+        obs: Observations,
+        state: RecurrentState,
+        deterministic: bool = True,
+        gens: Sequence[torch.Generator] = (),
+    ) -> tuple[np.ndarray, RecurrentState]:
+        epsilon = 0.0 if deterministic else self.epsilon
+        return self.env_actions(self._epsilon_greedy(obs, epsilon, gens)), state
 
     def _epsilon_greedy(
         self, obs: Observations, epsilon: float, gens: Sequence[torch.Generator]
@@ -263,28 +396,32 @@ class SquashedGaussianPolicy(Policy):
         return 2 * (env_action - self.low) / (self.high - self.low) - 1
 
     @torch.inference_mode()
-    def act(
-        self, obs: Observations, gens: Sequence[torch.Generator]
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def explore(
+        self, obs: Observations, state: RecurrentState, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], RecurrentState]:
         num_envs = len(next(iter(obs.values()))[0])
         if self.uniform_actions:
             unit = draw("uniform", gens, (num_envs, self.action_dim), self.device) * 2 - 1
         else:
             noise = draw("normal", gens, (num_envs, self.action_dim), self.device)
             unit, _ = self.network.sample(self.obs_tensors(obs), noise)
-        return self._env_actions(unit), {}
+        return self._env_actions(unit), {}, state
 
     @torch.inference_mode()
     def compute_actions(
-        self, obs: Observations, deterministic: bool = True, gens: Sequence[torch.Generator] = ()
-    ) -> np.ndarray:
+        self,
+        obs: Observations,
+        state: RecurrentState,
+        deterministic: bool = True,
+        gens: Sequence[torch.Generator] = (),
+    ) -> tuple[np.ndarray, RecurrentState]:
         x = self.obs_tensors(obs)
         if deterministic:
             unit = self.network.mean_action(x)
         else:
             num_envs = len(next(iter(obs.values()))[0])
             unit, _ = self.network.sample(x, draw("normal", gens, (num_envs, self.action_dim), self.device))
-        return self._env_actions(unit)
+        return self._env_actions(unit), state
 
     def _env_actions(self, unit_action: torch.Tensor) -> np.ndarray:
         # Clipped too: rounding can put a saturated action an ulp past a bound.

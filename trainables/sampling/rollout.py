@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rlsweep.trainables.models.observations import Observations
+from rlsweep.trainables.models.recurrent import RecurrentState
 
 
 @dataclass
@@ -37,3 +38,8 @@ class Rollout:
     policy_version: int = 0
     """The learner's update count when it sent the weights this was sampled with: in
     asynchronous sampling one less than the learner's when it learns from it."""
+    memory: RecurrentState = field(default_factory=dict)
+    """A recurrent policy's state each step's action was chosen with (reset to zeros where
+    an episode starts), each entry [T+1, K, N, ...], the last row the state it will act on
+    the observation after step T-1 with; empty for a memoryless policy. An episode starts
+    at step t > 0 exactly where step t-1 is invalid (the autoreset step)."""

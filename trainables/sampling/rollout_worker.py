@@ -56,6 +56,10 @@ class RolloutWorker:
             env.action_space.seed(seed)
         self.obs = self.policy.layout.encode_seeds(first_steps)
         self.autoreset = np.zeros((len(seeds), num_envs), dtype=bool)
+        self.state = self.policy.initial_state(num_envs)
+        """The recurrent state per env, carried across rollouts and reset where episodes start."""
+        self.episode_starts = np.ones((len(seeds), num_envs), dtype=bool)
+        """Envs whose next observation is an episode's first (the step after an autoreset)."""
 
     def sample(self, weights: dict[str, Any], num_steps: int, policy_version: int = 0) -> Rollout:
         """Load `weights` (the learner's after `policy_version` updates), then step every env
@@ -66,12 +70,18 @@ class RolloutWorker:
         obs = {key: np.empty((num_steps + 1, *value.shape), value.dtype) for key, value in self.obs.items()}
         rewards = np.empty(shape, dtype=np.float32)
         terminated, truncated, valid = (np.empty(shape, dtype=bool) for _ in range(3))
+        memory = {
+            key: np.empty((num_steps + 1, *value.shape), value.dtype) for key, value in self.state.items()
+        }
         actions, extras, episodes = [], [], []
         for t in range(num_steps):
             for key, value in self.obs.items():
                 obs[key][t] = value
             valid[t] = ~self.autoreset
-            action, extra = self.policy.act(self.obs, self.generators)
+            self.state = self.policy.reset_state(self.state, self.episode_starts)
+            for key, value in self.state.items():
+                memory[key][t] = value
+            action, extra, self.state = self.policy.explore(self.obs, self.state, self.generators)
             env_action = self.policy.env_actions(action)
             steps = [self._step(env, env_action[k]) for k, env in enumerate(self.envs)]
             self.obs = self.policy.layout.encode_seeds(steps)
@@ -81,11 +91,16 @@ class RolloutWorker:
                 rewards[t, k], terminated[t, k], truncated[t, k] = reward, term, trunc
                 episode_returns, episode_lengths = episode_stats(infos)
                 episodes.append((episode_returns, episode_lengths, np.full(len(episode_returns), k)))
+            self.state = self.policy.remember_rewards(self.state, rewards[t])
+            self.episode_starts = self.autoreset  # this step reset the env: its next observation is new
             self.autoreset = terminated[t] | truncated[t]
             actions.append(action)
             extras.append(extra)
         for key, value in self.obs.items():
             obs[key][num_steps] = value
+        self.state = self.policy.reset_state(self.state, self.episode_starts)
+        for key, value in self.state.items():
+            memory[key][num_steps] = value
         returns, lengths, episode_seeds = (np.concatenate(parts) for parts in zip(*episodes, strict=True))
         return Rollout(
             obs=obs,
@@ -101,6 +116,7 @@ class RolloutWorker:
             sample_time_s=time.perf_counter() - start,
             worker=self.index,
             policy_version=policy_version,
+            memory=memory,
         )
 
     def _step(self, env: Any, action: np.ndarray) -> tuple[Any, ...]:

@@ -1,0 +1,191 @@
+"""Policies with memory: an LSTM between the encoder's torso and the heads, for K seeds.
+
+The recurrent state a policy carries from step to step is a dict of arrays [K, N, ...], one
+row per env (`RecurrentState`): the LSTMs' "actor_hidden", "actor_cell", "critic_hidden"
+and "critic_cell", and, when the config asks for them, the previous step's "prev_action"
+(as features: one-hot for discrete actions) and "prev_reward". Every entry is zero at an
+episode's start. Workers store the state each step's action was chosen with in the rollout
+(`Rollout.memory`), so the learner replays a sequence from the state its first step saw
+(truncated backpropagation through time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlsweep.trainables.models.encoders import Encoder, TensorObs
+from rlsweep.trainables.models.layers import PerSeedLinear, mlp
+from rlsweep.trainables.models.networks import NetworkSpec
+
+RecurrentState = dict[str, np.ndarray]
+"""What a policy remembers, by name, each [K, N, ...]; empty for a memoryless policy."""
+TensorState = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LSTMSpec:
+    """The LSTM a recurrent network adds, and what it reads besides the observation."""
+
+    cell_size: int
+    prev_action_dim: int
+    """Width of the previous action's features; 0 when it is not fed in."""
+    prev_reward: bool
+
+
+def action_feature_dim(space: gym.spaces.Space) -> int:
+    """Width of `action_features` for actions of `space`."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return int(space.nvec.sum())
+    return int(np.prod(space.shape))
+
+
+def action_features(space: gym.spaces.Space, actions: np.ndarray) -> np.ndarray:
+    """The policy's actions [K, N, ...] (as it sampled them) as float32 features [K, N, D]:
+    one-hot for Discrete and MultiDiscrete, the values themselves otherwise."""
+    if isinstance(space, gym.spaces.Discrete):
+        return np.eye(int(space.n), dtype=np.float32)[actions]
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return np.concatenate(
+            [np.eye(int(n), dtype=np.float32)[actions[..., i]] for i, n in enumerate(space.nvec)], -1
+        )
+    return actions.reshape(*actions.shape[:2], -1).astype(np.float32)
+
+
+class PerSeedLSTM(nn.Module):
+    """K independent LSTMs (torch.nn.LSTM's math, one layer): inputs [K, B, L, in] and a
+    state (h, c) [K, B, H] -> outputs [K, B, L, H] and the state after the last step.
+    Orthogonal weights, zero biases, as CleanRL's PPO-LSTM."""
+
+    def __init__(self, generators: Sequence[torch.Generator], in_features: int, hidden_size: int):
+        super().__init__()
+        num_seeds = len(generators)
+        self.weight_ih = nn.Parameter(torch.empty(num_seeds, in_features, 4 * hidden_size))
+        self.weight_hh = nn.Parameter(torch.empty(num_seeds, hidden_size, 4 * hidden_size))
+        self.bias = nn.Parameter(torch.zeros(num_seeds, 1, 4 * hidden_size))
+        with torch.no_grad():
+            for seed_index, generator in enumerate(generators):
+                for weight, fan_in in ((self.weight_ih, in_features), (self.weight_hh, hidden_size)):
+                    matrix = torch.empty(4 * hidden_size, fan_in)  # torch's LSTM layout
+                    nn.init.orthogonal_(matrix, 1.0, generator=generator)
+                    weight[seed_index] = matrix.T
+
+    def forward(
+        self, x: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, keep: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`keep` [K, B, L, 1] is 0 before the steps whose state starts afresh (an episode's
+        first), 1 elsewhere."""
+        _, batch, length, _ = x.shape
+        # The input's share of the gates for every step at once; only the state's is sequential.
+        input_gates = torch.baddbmm(self.bias, x.flatten(1, 2), self.weight_ih).unflatten(1, (batch, length))
+        outputs = []
+        for t in range(length):
+            hidden, cell = keep[:, :, t] * hidden, keep[:, :, t] * cell
+            gates = input_gates[:, :, t] + torch.bmm(hidden, self.weight_hh)
+            input_gate, forget_gate, candidate, output_gate = gates.chunk(4, -1)
+            cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
+            hidden = torch.sigmoid(output_gate) * torch.tanh(cell)
+            outputs.append(hidden)
+        return torch.stack(outputs, 2), hidden, cell
+
+
+class RecurrentTower(nn.Module):
+    """Encoder -> MLP torso -> LSTM: one network's memory of what it has seen, fed the
+    previous action and reward too when the spec asks."""
+
+    def __init__(self, generators: Sequence[torch.Generator], spec: NetworkSpec, lstm: LSTMSpec):
+        super().__init__()
+        self.encoder = Encoder(generators, spec.layout, spec.cnn)
+        self.torso = mlp(generators, self.encoder.out_dim, spec.hidden_sizes, None, spec.activation)
+        width = spec.hidden_sizes[-1] if spec.hidden_sizes else self.encoder.out_dim
+        self.spec = lstm
+        self.lstm = PerSeedLSTM(
+            generators, width + lstm.prev_action_dim + int(lstm.prev_reward), lstm.cell_size
+        )
+
+    def unroll(
+        self,
+        obs: TensorObs,
+        memory: TensorState,
+        starts: torch.Tensor,
+        hidden: torch.Tensor,
+        cell: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The LSTM's outputs [K, B, L, H] over L steps of B sequences (`obs` and `memory`
+        entries [K, B, L, ...]) from the state (`hidden`, `cell`) [K, B, H], zeroed before
+        the steps where `starts` [K, B, L] is true; and its state after the last step."""
+        _, batch, length = starts.shape
+        flat = {key: value.flatten(1, 2) for key, value in obs.items()}  # [K, B*L, ...]
+        inputs = [self.torso(self.encoder(flat)).unflatten(1, (batch, length))]
+        if self.spec.prev_action_dim:
+            inputs.append(memory["prev_action"])
+        if self.spec.prev_reward:
+            inputs.append(memory["prev_reward"][..., None])
+        features = torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0]  # [K, B, L, F]
+        return self.lstm(features, hidden, cell, (~starts).unsqueeze(-1).to(features.dtype))
+
+
+class RecurrentActorCritic(nn.Module):
+    """PPO's network with memory: separate actor and critic towers (encoder -> MLP torso ->
+    LSTM), each with a linear head, as sb3-contrib's RecurrentPPO with a critic LSTM: the
+    value loss, whose scale follows the returns, never reshapes the policy's memory.
+    A Gaussian head gets a state-independent log-std appended."""
+
+    TOWERS = ("actor", "critic")
+
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        spec: NetworkSpec,
+        lstm: LSTMSpec,
+        param_dim: int,
+        continuous: bool,
+        log_std_init: float = 0.0,
+    ):
+        super().__init__()
+        self.actor_tower = RecurrentTower(generators, spec, lstm)
+        self.critic_tower = RecurrentTower(generators, spec, lstm)
+        self.actor = PerSeedLinear(generators, lstm.cell_size, param_dim, 0.01)
+        self.critic = PerSeedLinear(generators, lstm.cell_size, 1, 1.0)
+        self.continuous = continuous
+        if continuous:
+            self.log_std = nn.Parameter(torch.full((len(generators), 1, param_dim), log_std_init))
+
+    def unroll(
+        self, obs: TensorObs, memory: TensorState, starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, TensorState]:
+        """L steps of B sequences per seed: `obs` and `memory` entries [K, B, L, ...], `starts`
+        [K, B, L] true where an episode starts (the LSTM states are zeroed before that step).
+
+        Each tower's LSTM starts from memory's "<tower>_hidden" and "<tower>_cell" at step
+        0; "prev_action" and "prev_reward" are read at every step. Returns the policy params
+        [K, B, L, P], the values [K, B, L] and the LSTM states after the last step.
+        """
+        following: TensorState = {}
+        outputs = {}
+        for name, tower in (("actor", self.actor_tower), ("critic", self.critic_tower)):
+            hidden, cell = memory[f"{name}_hidden"][:, :, 0], memory[f"{name}_cell"][:, :, 0]
+            outputs[name], following[f"{name}_hidden"], following[f"{name}_cell"] = tower.unroll(
+                obs, memory, starts, hidden, cell
+            )
+        params = self.actor(outputs["actor"])
+        if self.continuous:
+            params = torch.cat([params, self.log_std.unsqueeze(1).expand_as(params)], -1)
+        return params, self.critic(outputs["critic"]).squeeze(-1), following
+
+    def step(self, obs: TensorObs, memory: TensorState) -> tuple[torch.Tensor, torch.Tensor, TensorState]:
+        """One step for N envs per seed (entries [K, N, ...], resets already applied):
+        params [K, N, P], values [K, N] and the next LSTM states."""
+        one_step = {key: value.unsqueeze(2) for key, value in obs.items()}
+        memory_steps = {key: value.unsqueeze(2) for key, value in memory.items()}
+        hidden = memory["actor_hidden"]
+        starts = torch.zeros((*hidden.shape[:2], 1), dtype=torch.bool, device=hidden.device)
+        params, values, state = self.unroll(one_step, memory_steps, starts)
+        return params.squeeze(2), values.squeeze(2), state
