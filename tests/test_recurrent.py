@@ -16,7 +16,6 @@ from rlsweep.trainables.config import build_config
 from rlsweep.trainables.dqn import DQNConfig
 from rlsweep.trainables.envs.build import make_env
 from rlsweep.trainables.learning.sequences import episode_starts, to_sequences
-from rlsweep.trainables.models.encoders import CNNSpec
 from rlsweep.trainables.models.networks import NetworkSpec
 from rlsweep.trainables.models.observations import ObservationLayout
 from rlsweep.trainables.models.policy import ActorCriticPolicy
@@ -125,7 +124,7 @@ def test_padded_and_autoreset_steps_never_contribute_to_the_loss():
 def test_truncated_bptt_gradient_equals_a_hand_rolled_loop():
     torch.manual_seed(0)
     layout = ObservationLayout.of(make_env(CUE, {"cue_distance": 4}).observation_space)
-    spec = NetworkSpec(layout, (5,), "tanh", CNNSpec())
+    spec = NetworkSpec(layout, (5,), "tanh", None)
     lstm = LSTMSpec(cell_size=4, prev_action_dim=0, prev_reward=False)
     network = RecurrentActorCritic(generators([0]), spec, lstm, 2, False)
     tower = network.critic_tower

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from rlsweep.experiment.schema import Experiment
 from rlsweep.experiment.files import experiment_from_dict
+from rlsweep.experiment.schema import Experiment
 from rlsweep.experiment.yaml_files import read_yaml_mapping
 from rlsweep.trainables.config import ConfigError
 
