@@ -69,20 +69,20 @@ gym.register("LineWalk-v0", entry_point=LineWalk, max_episode_steps=20)
 register_env("line_walk", make_line_walk)
 
 
-class TextObservations(LineWalk):
-    """Observes its position as a word: a space no policy network encodes."""
+class SequenceObservations(LineWalk):
+    """Observes its position as a sequence of any length: a space no policy network encodes."""
 
     def __init__(self, config=None):
         super().__init__(config)
-        self.observation_space = gym.spaces.Text(8)
+        self.observation_space = gym.spaces.Sequence(gym.spaces.Discrete(64))
 
     def reset(self, *, seed=None, options=None):
         obs, info = super().reset(seed=seed)
-        return str(int(obs[0])), info
+        return (int(obs[0]),), info
 
     def step(self, action):
         obs, *rest = super().step(action)
-        return str(int(obs[0])), *rest
+        return (int(obs[0]),), *rest
 
 
 class TextActions(LineWalk):

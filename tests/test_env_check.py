@@ -40,9 +40,10 @@ FAILURES = {
         "which SAC cannot act in (SAC squashes actions into the action space's bounds, which must be "
         "finite); use PPO",
     ),
-    "Text observations": (
-        BASE + "env: custom_envs:TextObservations\n",
-        "env 'custom_envs:TextObservations': observation space Text(1, 8, charset=",
+    "Sequence observations": (
+        BASE + "env: custom_envs:SequenceObservations\n",
+        "env 'custom_envs:SequenceObservations': observation space Sequence(Discrete(64), stack=False) "
+        "holds Sequence observations, which no rlsweep encoder can take",
     ),
     "DQN on MultiDiscrete actions": (
         BASE + "algorithm: DQN\nenv: custom_envs:MultiDiscreteActions\n",

@@ -110,8 +110,9 @@ class Algorithm(tune.Trainable):
     def check_spaces(
         cls, config: AlgorithmConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
     ) -> None:
-        """Raise a ConfigError if this algorithm cannot learn in these spaces with `config`;
-        a wrong action space names the algorithms that can act in it."""
+        """Raise a ConfigError if this algorithm cannot learn in these spaces with `config`:
+        a wrong action space names the algorithms that can act in it, networks that do not
+        fit the observations name the keys (`Policy.check_fits`)."""
         problem = cls.action_space_problem(action_space)
         if problem is not None:
             able = registry.algorithms_acting_in(action_space)
@@ -120,12 +121,18 @@ class Algorithm(tune.Trainable):
                 f"env {env_label(config.env)!r} has action space {action_space}, which {cls.__name__} "
                 f"cannot act in ({problem}); {instead}"
             )
+        try:
+            cls.policy_class.check_fits(config, observation_space, action_space)
+        except ConfigError as error:
+            raise ConfigError(f"env {env_label(config.env)!r}: {error}") from None
 
     @classmethod
     def check_environment(cls, config: AlgorithmConfig, *, run_env_checker: bool = False) -> EnvReport:
         """Resolve the env of `config`, build, reset and step one, and check that this
-        algorithm can learn in it with `config`: the check `setup` runs, and the CLI before
-        Ray starts. Every problem is a one-line ConfigError."""
+        algorithm can learn in it with `config`, then build its policy (one seed, on the CPU)
+        and act once (`Policy.probe`): the check `setup` runs, and the CLI before Ray starts,
+        so a network that does not fit the env fails on the driver. Every problem is a
+        one-line ConfigError."""
         report = check_env(
             config.env_source,
             config.env_config,
@@ -133,6 +140,10 @@ class Algorithm(tune.Trainable):
             run_env_checker=run_env_checker,
         )
         cls.check_spaces(config, report.observation_space, report.action_space)
+        try:
+            cls.policy_class.probe(config, report.observation_space, report.action_space)
+        except ConfigError as error:
+            raise ConfigError(f"env {report.label!r}: {error}") from None
         return report
 
     # -- Trainable lifecycle --------------------------------------------------------------

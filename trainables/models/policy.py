@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.learning.device import to_device
 from rlsweep.trainables.models.distributions import action_head, masked_logits
 from rlsweep.trainables.models.encoders import TensorObs
@@ -86,6 +87,42 @@ class Policy:
         continue from them."""
         self.network = self.build_network(config, self.init_generators).to(self.device)
         self.normalizer = ObservationNormalizer(len(self.seeds), self.layout.vector_dim, config.normalize_obs)
+
+    @classmethod
+    def check_fits(
+        cls, config: PolicyConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
+    ) -> None:
+        """A one-line ConfigError if the config's networks cannot take these spaces (an image
+        the CNN shrinks to nothing, an action mask of the wrong size), without building them."""
+        layout = ObservationLayout.of(observation_space)
+        NetworkSpec.of(config, layout)
+        if layout.mask_dim and isinstance(action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
+            num_actions = int(np.sum(getattr(action_space, "nvec", action_space.n)))
+            if layout.mask_dim != num_actions:
+                raise ConfigError(
+                    f"the observation's {MASK_KEY!r} has {layout.mask_dim} entries but the action space "
+                    f"{action_space} has {num_actions} actions; the mask needs one entry per action"
+                )
+
+    @classmethod
+    def probe(
+        cls, config: PolicyConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
+    ) -> None:
+        """Build a one-seed policy on the CPU and act on one sampled observation, so what the
+        spaces and the config cannot make together is a one-line ConfigError on the driver,
+        not a failed actor."""
+        cls.check_fits(config, observation_space, action_space)
+        policy = cls(config, observation_space, action_space, "cpu", [0])
+        layout = policy.layout
+        obs = {key: value[None] for key, value in layout.encode_one(observation_space.sample()).items()}
+        try:
+            with torch.no_grad():
+                policy.act(obs, generators([0]))
+        except RuntimeError as error:
+            raise ConfigError(
+                f"the networks the config builds cannot act on observations {observation_space}: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
 
     @property
     def num_seeds(self) -> int:
