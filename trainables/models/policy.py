@@ -117,7 +117,7 @@ class Policy:
         obs = {key: value[None] for key, value in layout.encode_one(observation_space.sample()).items()}
         try:
             with torch.no_grad():
-                policy.act(obs, generators([0]))
+                policy.explore(obs, policy.initial_state(), generators([0]))
         except RuntimeError as error:
             raise ConfigError(
                 f"the networks the config builds cannot act on observations {observation_space}: "
