@@ -75,7 +75,7 @@ def test_worker_resets_the_memory_where_episodes_start_and_only_there():
         # MemoryCue shows its cue on an episode's first observation only.
         first_observations = rollout.obs["vector"][:-1, ..., :2].any(-1)  # [T, K, N]
         for key, memory in rollout.memory.items():
-            zero_memory = (memory[:-1] == 0).all(-1)
+            zero_memory = (memory[:-1] == 0).reshape(*first_observations.shape, -1).all(-1)
             assert np.array_equal(zero_memory, first_observations), key
 
 
@@ -127,7 +127,6 @@ def test_truncated_bptt_gradient_equals_a_hand_rolled_loop():
     spec = NetworkSpec(layout, (5,), "tanh", None)
     lstm = LSTMSpec(cell_size=4, prev_action_dim=0, prev_reward=False)
     network = RecurrentActorCritic(generators([0]), spec, lstm, 2, False)
-    tower = network.critic_tower
     obs = torch.randn(1, 6, 3)  # one env's 6 steps, cut into 2 sequences of 3
     starts = torch.tensor([[False, False, True, False, False, False]])  # an episode starts at step 2
 
@@ -135,9 +134,9 @@ def test_truncated_bptt_gradient_equals_a_hand_rolled_loop():
     # the gradient between the sequences, as truncated BPTT does.
     cell = torch.nn.LSTMCell(5, 4)
     with torch.no_grad():
-        cell.weight_ih.copy_(tower.lstm.weight_ih[0].T)
-        cell.weight_hh.copy_(tower.lstm.weight_hh[0].T)
-        cell.bias_ih.copy_(tower.lstm.bias[0, 0])
+        cell.weight_ih.copy_(network.critic_lstm.weight_ih[0].T)
+        cell.weight_hh.copy_(network.critic_lstm.weight_hh[0].T)
+        cell.bias_ih.copy_(network.critic_lstm.bias[0, 0])
         cell.bias_hh.zero_()
     hidden = memory = torch.zeros(1, 4)
     total = 0.0
@@ -148,7 +147,7 @@ def test_truncated_bptt_gradient_equals_a_hand_rolled_loop():
             states_at_sequence_start.append((hidden, memory))
         if starts[0, t]:
             hidden, memory = torch.zeros(1, 4), torch.zeros(1, 4)
-        features = tower.torso(tower.encoder({"vector": obs[:, t][None]}))[0]
+        features = network.critic_torso(network.critic_encoder({"vector": obs[:, t][None]}))[0]
         hidden, memory = cell(features, (hidden, memory))
         total = total + network.critic(hidden[None]).sum()
     total.backward()
@@ -158,17 +157,16 @@ def test_truncated_bptt_gradient_equals_a_hand_rolled_loop():
     (second_hidden, second_memory) = states_at_sequence_start[0]
     sequences = {"vector": obs.reshape(1, 2, 3, 3)}  # [K, B=2, L=3, D]
     first_states = {"hidden": second_hidden, "cell": second_memory}
-    memory_in = {  # each sequence's state at its first step [K, B=2, L=3, H]; later steps unread
-        f"{name}_{part}": torch.stack([torch.zeros(1, 4), first_states[part]])
-        .reshape(1, 2, 1, 4)
-        .expand(1, 2, 3, 4)
-        for name in ("actor", "critic")
+    memory_in = {  # each sequence's state at its first step [K, B=2, L=3, 2, H]; later steps unread
+        part: torch.stack([torch.zeros(1, 4), first_states[part]])
+        .reshape(1, 2, 1, 1, 4)
+        .expand(1, 2, 3, 2, 4)
         for part in ("hidden", "cell")
     }
     _, values, _ = network.unroll(sequences, memory_in, starts.reshape(1, 2, 3))
     values.sum().backward()
-    torch.testing.assert_close(tower.lstm.weight_ih.grad[0], expected_ih)
-    torch.testing.assert_close(tower.lstm.weight_hh.grad[0], expected_hh)
+    torch.testing.assert_close(network.critic_lstm.weight_ih.grad[0], expected_ih)
+    torch.testing.assert_close(network.critic_lstm.weight_hh.grad[0], expected_hh)
 
 
 def test_checkpoint_restores_a_policy_that_acts_with_its_state(tmp_path):
@@ -185,7 +183,7 @@ def test_checkpoint_restores_a_policy_that_acts_with_its_state(tmp_path):
         encoded = {key: value[None] for key, value in algo.policy.layout.encode_one(obs).items()}
         trained_actions, trained_state = algo.policy.compute_actions(encoded, trained_state)
         assert action == trained_actions[0, 0]
-        np.testing.assert_allclose(state["actor_hidden"], trained_state["actor_hidden"])
+        np.testing.assert_allclose(state["hidden"], trained_state["hidden"])
         obs, reward, terminated, truncated, _ = env.step(action)
         done = terminated or truncated
     with pytest.raises(ValueError, match="has memory"):

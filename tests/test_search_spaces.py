@@ -12,7 +12,8 @@ from rlsweep.trainables.config import build_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-ALGORITHM_SPACES = sorted(name for name in SEARCH_SPACES if name.upper() in ALGORITHMS)
+ALGORITHM_SPACES = sorted(name for name in SEARCH_SPACES if name.split("_")[0].upper() in ALGORITHMS)
+"""Each algorithm's spaces: its own (`ppo`) and its variants (`ppo_memory`)."""
 
 
 def _samples(space, n, sampler=None):
@@ -26,7 +27,7 @@ def _samples(space, n, sampler=None):
 @pytest.mark.parametrize("name", ALGORITHM_SPACES)
 @pytest.mark.parametrize("num_workers", [0, 1, 3])
 def test_every_sampled_config_is_valid(name, num_workers):
-    algorithm = ALGORITHMS[name.upper()]
+    algorithm = ALGORITHMS[name.split("_")[0].upper()]
     space = SEARCH_SPACES[name].narrowed({}, {"num_workers": num_workers})
     for _, config in _samples(space, 300):
         build_config(algorithm.config_class, config)
@@ -34,7 +35,7 @@ def test_every_sampled_config_is_valid(name, num_workers):
 
 @pytest.mark.parametrize("name", ALGORITHM_SPACES)
 def test_tpe_samples_are_valid_too(name):
-    algorithm = ALGORITHMS[name.upper()]
+    algorithm = ALGORITHMS[name.split("_")[0].upper()]
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
     for index in range(30):
         trial = study.ask()

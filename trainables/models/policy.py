@@ -286,10 +286,9 @@ class ActorCriticPolicy(Policy):
         if not self.recurrent:
             return {}
         rows = (self.num_seeds, num_envs)
-        state = {
-            f"{tower}_{part}": np.zeros((*rows, self.lstm.cell_size), np.float32)
-            for tower in RecurrentActorCritic.TOWERS
-            for part in ("hidden", "cell")
+        state = {  # the actor's and the critic's LSTM state
+            "hidden": np.zeros((*rows, 2, self.lstm.cell_size), np.float32),
+            "cell": np.zeros((*rows, 2, self.lstm.cell_size), np.float32),
         }
         if self.lstm.prev_action_dim:
             state["prev_action"] = np.zeros((*rows, self.lstm.prev_action_dim), np.float32)

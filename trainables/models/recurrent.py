@@ -1,8 +1,8 @@
 """Policies with memory: an LSTM between the encoder's torso and the heads, for K seeds.
 
 The recurrent state a policy carries from step to step is a dict of arrays [K, N, ...], one
-row per env (`RecurrentState`): the LSTMs' "actor_hidden", "actor_cell", "critic_hidden"
-and "critic_cell", and, when the config asks for them, the previous step's "prev_action"
+row per env (`RecurrentState`): the actor's and critic's LSTM states, "hidden" and "cell"
+[K, N, 2, H], and, when the config asks for them, the previous step's "prev_action"
 (as features: one-hot for discrete actions) and "prev_reward". Every entry is zero at an
 episode's start. Workers store the state each step's action was chosen with in the rollout
 (`Rollout.memory`), so the learner replays a sequence from the state its first step saw
@@ -77,68 +77,50 @@ class PerSeedLSTM(nn.Module):
                     nn.init.orthogonal_(matrix, 1.0, generator=generator)
                     weight[seed_index] = matrix.T
 
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """The input's share of the gates, for every step at once: [K, B, L, in] -> [K, B, L, 4H]."""
+        _, batch, length, _ = x.shape
+        return torch.baddbmm(self.bias, x.flatten(1, 2), self.weight_ih).unflatten(1, (batch, length))
+
     def forward(
         self, x: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, keep: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`keep` [K, B, L, 1] is 0 before the steps whose state starts afresh (an episode's
         first), 1 elsewhere."""
-        _, batch, length, _ = x.shape
-        # The input's share of the gates for every step at once; only the state's is sequential.
-        input_gates = torch.baddbmm(self.bias, x.flatten(1, 2), self.weight_ih).unflatten(1, (batch, length))
-        outputs = []
-        for t in range(length):
-            hidden, cell = keep[:, :, t] * hidden, keep[:, :, t] * cell
-            gates = input_gates[:, :, t] + torch.bmm(hidden, self.weight_hh)
-            input_gate, forget_gate, candidate, output_gate = gates.chunk(4, -1)
-            cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
-            hidden = torch.sigmoid(output_gate) * torch.tanh(cell)
-            outputs.append(hidden)
-        return torch.stack(outputs, 2), hidden, cell
+        return lstm_recurrence(self.input_gates(x), self.weight_hh, hidden, cell, keep)
 
 
-class RecurrentTower(nn.Module):
-    """Encoder -> MLP torso -> LSTM: one network's memory of what it has seen, fed the
-    previous action and reward too when the spec asks."""
-
-    def __init__(self, generators: Sequence[torch.Generator], spec: NetworkSpec, lstm: LSTMSpec):
-        super().__init__()
-        self.encoder = Encoder(generators, spec.layout, spec.cnn)
-        self.torso = mlp(generators, self.encoder.out_dim, spec.hidden_sizes, None, spec.activation)
-        width = spec.hidden_sizes[-1] if spec.hidden_sizes else self.encoder.out_dim
-        self.spec = lstm
-        self.lstm = PerSeedLSTM(
-            generators, width + lstm.prev_action_dim + int(lstm.prev_reward), lstm.cell_size
-        )
-
-    def unroll(
-        self,
-        obs: TensorObs,
-        memory: TensorState,
-        starts: torch.Tensor,
-        hidden: torch.Tensor,
-        cell: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The LSTM's outputs [K, B, L, H] over L steps of B sequences (`obs` and `memory`
-        entries [K, B, L, ...]) from the state (`hidden`, `cell`) [K, B, H], zeroed before
-        the steps where `starts` [K, B, L] is true; and its state after the last step."""
-        _, batch, length = starts.shape
-        flat = {key: value.flatten(1, 2) for key, value in obs.items()}  # [K, B*L, ...]
-        inputs = [self.torso(self.encoder(flat)).unflatten(1, (batch, length))]
-        if self.spec.prev_action_dim:
-            inputs.append(memory["prev_action"])
-        if self.spec.prev_reward:
-            inputs.append(memory["prev_reward"][..., None])
-        features = torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0]  # [K, B, L, F]
-        return self.lstm(features, hidden, cell, (~starts).unsqueeze(-1).to(features.dtype))
+def lstm_recurrence(
+    input_gates: torch.Tensor,
+    weight_hh: torch.Tensor,
+    hidden: torch.Tensor,
+    cell: torch.Tensor,
+    keep: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sequential part of M LSTMs: input gates [M, B, L, 4H], recurrent weights
+    [M, H, 4H], the state (hidden, cell) [M, B, H] and `keep` [M, B, L, 1] (0 resets the
+    state before that step) -> outputs [M, B, L, H] and the state after the last step."""
+    outputs = []
+    for t in range(input_gates.shape[2]):
+        hidden, cell = keep[:, :, t] * hidden, keep[:, :, t] * cell
+        gates = input_gates[:, :, t] + torch.bmm(hidden, weight_hh)
+        input_gate, forget_gate, candidate, output_gate = gates.chunk(4, -1)
+        cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
+        hidden = torch.sigmoid(output_gate) * torch.tanh(cell)
+        outputs.append(hidden)
+    return torch.stack(outputs, 2), hidden, cell
 
 
 class RecurrentActorCritic(nn.Module):
-    """PPO's network with memory: separate actor and critic towers (encoder -> MLP torso ->
-    LSTM), each with a linear head, as sb3-contrib's RecurrentPPO with a critic LSTM: the
-    value loss, whose scale follows the returns, never reshapes the policy's memory.
-    A Gaussian head gets a state-independent log-std appended."""
+    """PPO's network with memory: separate actor and critic networks (encoder -> MLP torso ->
+    LSTM -> a linear head), as sb3-contrib's RecurrentPPO with a critic LSTM: the value
+    loss, whose scale follows the returns, never reshapes the policy's memory. A Gaussian
+    head gets a state-independent log-std appended.
 
-    TOWERS = ("actor", "critic")
+    The two LSTMs' recurrences run as one of 2K members (the actor's K, then the critic's
+    K), so each step is one batched step for both; the state holds both, "hidden" and
+    "cell" [K, N, 2, H] (index 0 the actor's, 1 the critic's).
+    """
 
     def __init__(
         self,
@@ -150,8 +132,19 @@ class RecurrentActorCritic(nn.Module):
         log_std_init: float = 0.0,
     ):
         super().__init__()
-        self.actor_tower = RecurrentTower(generators, spec, lstm)
-        self.critic_tower = RecurrentTower(generators, spec, lstm)
+        self.spec = lstm
+        self.actor_encoder = Encoder(generators, spec.layout, spec.cnn)
+        self.actor_torso = mlp(
+            generators, self.actor_encoder.out_dim, spec.hidden_sizes, None, spec.activation
+        )
+        self.critic_encoder = Encoder(generators, spec.layout, spec.cnn)
+        self.critic_torso = mlp(
+            generators, self.critic_encoder.out_dim, spec.hidden_sizes, None, spec.activation
+        )
+        width = spec.hidden_sizes[-1] if spec.hidden_sizes else self.actor_encoder.out_dim
+        in_features = width + lstm.prev_action_dim + int(lstm.prev_reward)
+        self.actor_lstm = PerSeedLSTM(generators, in_features, lstm.cell_size)
+        self.critic_lstm = PerSeedLSTM(generators, in_features, lstm.cell_size)
         self.actor = PerSeedLinear(generators, lstm.cell_size, param_dim, 0.01)
         self.critic = PerSeedLinear(generators, lstm.cell_size, 1, 1.0)
         self.continuous = continuous
@@ -164,28 +157,49 @@ class RecurrentActorCritic(nn.Module):
         """L steps of B sequences per seed: `obs` and `memory` entries [K, B, L, ...], `starts`
         [K, B, L] true where an episode starts (the LSTM states are zeroed before that step).
 
-        Each tower's LSTM starts from memory's "<tower>_hidden" and "<tower>_cell" at step
-        0; "prev_action" and "prev_reward" are read at every step. Returns the policy params
-        [K, B, L, P], the values [K, B, L] and the LSTM states after the last step.
+        The LSTMs start from memory's "hidden" and "cell" at step 0; "prev_action" and
+        "prev_reward" are read at every step. Returns the policy params [K, B, L, P], the
+        values [K, B, L] and the LSTMs' state after the last step ([K, B, 2, H] each).
         """
-        following: TensorState = {}
-        outputs = {}
-        for name, tower in (("actor", self.actor_tower), ("critic", self.critic_tower)):
-            hidden, cell = memory[f"{name}_hidden"][:, :, 0], memory[f"{name}_cell"][:, :, 0]
-            outputs[name], following[f"{name}_hidden"], following[f"{name}_cell"] = tower.unroll(
-                obs, memory, starts, hidden, cell
-            )
-        params = self.actor(outputs["actor"])
+        _, batch, length = starts.shape
+        flat = {key: value.flatten(1, 2) for key, value in obs.items()}  # [K, B*L, ...]
+        torsos = [
+            self.actor_torso(self.actor_encoder(flat)),
+            self.critic_torso(self.critic_encoder(flat)),
+        ]
+        extra = []
+        if self.spec.prev_action_dim:
+            extra.append(memory["prev_action"])
+        if self.spec.prev_reward:
+            extra.append(memory["prev_reward"][..., None])
+        actor_in, critic_in = (torch.cat([t.unflatten(1, (batch, length)), *extra], -1) for t in torsos)
+        # [2K, ...]: the actor's K members, then the critic's.
+        input_gates = torch.cat(
+            [self.actor_lstm.input_gates(actor_in), self.critic_lstm.input_gates(critic_in)]
+        )
+        weight_hh = torch.cat([self.actor_lstm.weight_hh, self.critic_lstm.weight_hh])
+        keep = (~starts).unsqueeze(-1).to(input_gates.dtype).repeat(2, 1, 1, 1)  # [2K, B, L, 1]
+
+        def members(state: torch.Tensor) -> torch.Tensor:  # [K, B, 2, H] -> [2K, B, H]
+            return state.movedim(2, 0).flatten(0, 1)
+
+        def towers(state: torch.Tensor) -> torch.Tensor:  # [2K, B, H] -> [K, B, 2, H]
+            return state.unflatten(0, (2, -1)).movedim(0, 2)
+
+        hidden, cell = members(memory["hidden"][:, :, 0]), members(memory["cell"][:, :, 0])
+        outputs, hidden, cell = lstm_recurrence(input_gates, weight_hh, hidden, cell, keep)
+        actor_out, critic_out = outputs.unflatten(0, (2, -1))  # [K, B, L, H] each
+        params = self.actor(actor_out)
         if self.continuous:
             params = torch.cat([params, self.log_std.unsqueeze(1).expand_as(params)], -1)
-        return params, self.critic(outputs["critic"]).squeeze(-1), following
+        return params, self.critic(critic_out).squeeze(-1), {"hidden": towers(hidden), "cell": towers(cell)}
 
     def step(self, obs: TensorObs, memory: TensorState) -> tuple[torch.Tensor, torch.Tensor, TensorState]:
         """One step for N envs per seed (entries [K, N, ...], resets already applied):
         params [K, N, P], values [K, N] and the next LSTM states."""
         one_step = {key: value.unsqueeze(2) for key, value in obs.items()}
         memory_steps = {key: value.unsqueeze(2) for key, value in memory.items()}
-        hidden = memory["actor_hidden"]
+        hidden = memory["hidden"]
         starts = torch.zeros((*hidden.shape[:2], 1), dtype=torch.bool, device=hidden.device)
         params, values, state = self.unroll(one_step, memory_steps, starts)
         return params.squeeze(2), values.squeeze(2), state

@@ -1,0 +1,167 @@
+"""Policies with memory: PPO with an LSTM against the same PPO without memory, same run.
+
+    python benchmarks/recurrent.py              # every table, one seed each
+    python benchmarks/recurrent.py --seeds 3 --only stateless_cartpole
+
+Three tables, each contender trained in a fresh process, one after the other:
+
+  stateless_cartpole  rlsweep/StatelessCartPole-v1 (CartPole without velocities): the first
+                      evaluation (20 deterministic episodes, every 5 iterations) reaching 450,
+                      within 500k env steps; the memoryless run trains the whole budget and
+                      reports its best evaluation.
+  memory_cue          rlsweep/MemoryCue-v0 with the cue 20 steps before the answer: the first
+                      evaluation (50 deterministic episodes) with 95% right answers, within
+                      100k env steps; a memoryless policy is at chance, 0.5.
+  throughput          CartPole-v1, the same sampler (in-process worker, 16 envs) and learner
+                      settings: env steps/s of sampling alone and of training (sampling plus
+                      learning), the LSTM's against the MLP's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+SHARED = {
+    "num_envs_per_worker": 16,
+    "rollout_length": 64,
+    "minibatch_size": 256,
+    "num_epochs": 8,
+    "lr": 1e-3,
+    "max_seq_len": 16,
+    "lstm_cell_size": 64,
+}
+LSTM = {"use_lstm": True}
+MEMORYLESS = {"use_lstm": False}
+
+STATELESS_CARTPOLE = {**SHARED, "env": "rlsweep/StatelessCartPole-v1", "evaluation_num_episodes": 20}
+STATELESS_TARGET, STATELESS_BUDGET = 450.0, 500_000
+MEMORY_CUE = {
+    **SHARED,
+    "env": "rlsweep/MemoryCue-v0",
+    "env_config": {"cue_distance": 20},
+    "max_seq_len": 32,
+    "evaluation_num_episodes": 50,
+}
+MEMORY_CUE_TARGET, MEMORY_CUE_BUDGET = 0.95, 100_000
+THROUGHPUT = {**SHARED, "env": "CartPole-v1", "evaluation_interval": 0}
+THROUGHPUT_STEPS = 40_000
+
+
+def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str, float]:
+    """Train PPO outside Tune until an evaluation reaches `target` or `budget` env steps pass."""
+    import torch
+
+    from rlsweep.trainables.ppo import PPO
+
+    torch.set_num_threads(1)
+    config = {"evaluation_interval": 5, **config}
+    algo = PPO(config=config)
+    start = time.perf_counter()
+    best, reached_at, sample_s, learn_s = float("-inf"), None, 0.0, 0.0
+    while True:
+        result = algo.train()
+        sample_s += result["sample_time_s"]
+        learn_s += result["learn_time_s"]
+        evaluated = (
+            config["evaluation_interval"]
+            and (result["training_iteration"] - 1) % config["evaluation_interval"] == 0
+        )
+        if evaluated:
+            score = result["evaluation/episode_return_mean"]
+            best = max(best, score)
+            if target is not None and score >= target:
+                reached_at = result["timesteps_total"]
+                break
+        if result["timesteps_total"] >= budget:
+            break
+    steps = result["timesteps_total"]
+    algo.stop()
+    return {
+        "steps": steps,
+        "reached_at": reached_at if reached_at is not None else float("nan"),
+        "best": best,
+        "wall_s": time.perf_counter() - start,
+        "train_steps_per_s": steps / (sample_s + learn_s),
+        "sample_steps_per_s": steps / sample_s,
+    }
+
+
+def run(config: dict[str, Any], budget: int, target: float | None) -> dict[str, float]:
+    """`train` in a fresh process, so one contender's threads and memory never slow the next."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(train, config, budget, target).result()
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def stateless_cartpole(seeds: int) -> None:
+    print(
+        f"\nStatelessCartPole: first evaluation >= {STATELESS_TARGET:g} within {STATELESS_BUDGET:,} env steps"
+    )
+    print("| contender | seed | reached 450 at (env steps) | best evaluation | wall s |")
+    print("|---|---|---|---|---|")
+    for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
+        for seed in range(seeds):
+            result = run({**STATELESS_CARTPOLE, **model, "seed": seed}, STATELESS_BUDGET, STATELESS_TARGET)
+            print(
+                f"| {name} | {seed} | {_reached(result)} | {result['best']:.1f} | {result['wall_s']:.0f} |",
+                flush=True,
+            )
+
+
+def memory_cue(seeds: int) -> None:
+    print(
+        f"\nMemoryCue (cue 20 steps before the answer): first evaluation with >= {MEMORY_CUE_TARGET:.0%} "
+        f"right answers within {MEMORY_CUE_BUDGET:,} env steps"
+    )
+    print("| contender | seed | reached 95% at (env steps) | best evaluation (right answers) | wall s |")
+    print("|---|---|---|---|---|")
+    for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
+        for seed in range(seeds):
+            result = run({**MEMORY_CUE, **model, "seed": seed}, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET)
+            print(
+                f"| {name} | {seed} | {_reached(result)} | {result['best']:.0%} | {result['wall_s']:.0f} |",
+                flush=True,
+            )
+
+
+def _reached(result: dict[str, float]) -> str:
+    return "never" if math.isnan(result["reached_at"]) else f"{result['reached_at']:,.0f}"
+
+
+def throughput(seeds: int) -> None:
+    print(f"\nThroughput on CartPole-v1 ({THROUGHPUT_STEPS:,} env steps, same sampler and learner settings)")
+    runs = {
+        name: [run({**THROUGHPUT, **model, "seed": seed}, THROUGHPUT_STEPS, None) for seed in range(seeds)]
+        for name, model in (("MLP", MEMORYLESS), ("LSTM", LSTM))
+    }
+    print("| model | sampling env steps/s | training env steps/s | cost vs MLP (training) |")
+    print("|---|---|---|---|")
+    mlp = median(runs["MLP"], "train_steps_per_s")
+    for name, results in runs.items():
+        sample, training = median(results, "sample_steps_per_s"), median(results, "train_steps_per_s")
+        print(f"| {name} | {sample:,.0f} | {training:,.0f} | {mlp / training:.2f}x |")
+
+
+TABLES = {"stateless_cartpole": stateless_cartpole, "memory_cue": memory_cue, "throughput": throughput}
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--only", choices=list(TABLES), action="append")
+    args = parser.parse_args()
+    for table in args.only or list(TABLES):
+        TABLES[table](args.seeds)
