@@ -59,5 +59,3 @@ def collect_outcome(
     return RunOutcome(
         experiment, folder, trials, interrupted=unfinished and not out_of_time, elapsed_s=elapsed_s
     )
-
-
