@@ -60,6 +60,15 @@ def add_runtime_env(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        metavar="URI",
+        help="keep runs in remote storage (s3://bucket/prefix or any pyarrow filesystem URI): "
+        "Tune's results and checkpoints, the run's files, MLflow's artifacts",
+    )
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Where a command that runs an experiment runs it, with which code, tracked where."""
     add_address(parser)

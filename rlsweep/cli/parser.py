@@ -12,6 +12,7 @@ from rlsweep.cli.options import (
     add_overrides,
     add_run_options,
     add_runtime_env,
+    add_storage,
 )
 
 SET_HELP = "override an experiment key, dotted for nesting (stop.timesteps_total=50000, config.lr=1e-3)"
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--num-samples", type=int, help="trials in the sweep")
     sweep.add_argument("--max-concurrent", type=int, help="trials running at once")
     sweep.add_argument("--results-dir", help="where sweeps are written (default: the experiment's)")
+    add_storage(sweep)
     add_overrides(sweep, SET_HELP)
     sweep.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep")
     add_run_options(sweep)
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-s", type=float, help="stop after this many seconds")
     train.add_argument("--checkpoint-freq", type=int, default=10, help="checkpoint every N iterations")
     train.add_argument("--results-dir", default="results", help="default: results")
+    add_storage(train)
     add_run_options(train)
     train.set_defaults(handler=run_commands.train)
 

@@ -43,6 +43,7 @@ def best(args: argparse.Namespace) -> int:
     if outcome.best is None:
         raise ConfigError(f"no trial in {str(folder.path)!r} reported {outcome.experiment.metric!r}")
     path = write_best_config(outcome)
+    folder.save_to_storage()
     if args.output:
         path = Path(args.output)
         path.write_text(folder.best_config_file.read_text())

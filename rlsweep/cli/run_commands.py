@@ -20,6 +20,7 @@ def sweep(args: argparse.Namespace) -> int:
         ("num_samples", args.num_samples),
         ("max_concurrent_trials", args.max_concurrent),
         ("results_dir", args.results_dir),
+        ("storage", args.storage),
     ):
         if value is not None:
             overrides[key] = value
@@ -29,6 +30,8 @@ def sweep(args: argparse.Namespace) -> int:
         resume = f"rlsweep sweep {args.experiment} --resume"
         if args.results_dir:
             resume += f" --results-dir {args.results_dir}"
+        if args.storage:
+            resume += f" --storage {args.storage}"
         print(f"Sweep interrupted; finished trials are kept. Continue it with: {resume}")
         return 130
     return 0 if outcome.best is not None else 1
@@ -71,6 +74,7 @@ def train(args: argparse.Namespace) -> int:
         StopSpec(timesteps_total=args.timesteps, time_total_s=args.time_s),
         checkpoint_frequency=args.checkpoint_freq,
         results_dir=args.results_dir,
+        storage=args.storage,
         runtime_env=runtime_env,
     )
     outcome = _run(experiment, args)

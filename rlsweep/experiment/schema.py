@@ -141,6 +141,10 @@ class Experiment:
     """Seeds the sampler and every trial."""
     results_dir: str = "results"
     """Each sweep writes to RESULTS_DIR/NAME/TIMESTAMP; relative paths are from the working dir."""
+    storage: str | None = None
+    """A pyarrow filesystem URI (s3://bucket/prefix, gs://...) that keeps every run as
+    STORAGE/NAME/TIMESTAMP: Tune's results and checkpoints, the run's files, MLflow's
+    artifacts; RESULTS_DIR then holds a working copy of the run's own files."""
     max_failures: int = 1
     """Times a crashed trial is retried from its last checkpoint."""
     checkpoint_frequency: int = 10
@@ -158,6 +162,10 @@ class Experiment:
             raise ConfigError(f"experiment key 'name' must be letters, digits, '-' or '_', got {self.name!r}")
         get_algorithm(self.algorithm)
         check_runtime_env(self.runtime_env)
+        if self.storage is not None and "://" not in self.storage:
+            raise ConfigError(
+                f"experiment key 'storage' must be a URI such as s3://bucket/prefix, got {self.storage!r}"
+            )
         with code_on_path(self.runtime_env):
             resolve_env(self.env)
             self._check_envs()

@@ -19,6 +19,7 @@ def training_experiment(
     *,
     checkpoint_frequency: int,
     results_dir: str,
+    storage: str | None = None,
     runtime_env: dict[str, Any] | None = None,
 ) -> Experiment:
     """The one-trial experiment `rlsweep train` runs: `config` as it is, tracked under
@@ -41,6 +42,7 @@ def training_experiment(
             "max_concurrent_trials": 1,
             "stop": dataclasses.asdict(stop),
             "results_dir": results_dir,
+            "storage": storage,
             "checkpoint_frequency": checkpoint_frequency,
             "runtime_env": runtime_env or {},
         }

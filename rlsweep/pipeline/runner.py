@@ -21,6 +21,7 @@ from rlsweep.pipeline.test_phase import read_held_out_test, run_held_out_test
 from rlsweep.pipeline.tuner import callbacks, new_tuner
 from rlsweep.report.files import write_report
 from rlsweep.results.outcome import RunOutcome, collect_outcome
+from rlsweep.results.storage import join
 from rlsweep.results.sweep_folder import SweepFolder, experiment_root
 from rlsweep.tracking.mlflow_store import default_tracking_uri
 from rlsweep.tracking.mlflow_sweep import RunTracking
@@ -52,7 +53,7 @@ def run_experiment(
         if resume:
             # The restored run keeps the callbacks (and so the MLflow parent) it was started with.
             tuner = tune.Tuner.restore(
-                str(folder.path),
+                folder.tune_path,
                 trainable=objective_for(experiment),
                 resume_unfinished=True,
                 resume_errored=True,
@@ -102,7 +103,7 @@ def run_test_phase(
 def read_outcome(folder: SweepFolder) -> RunOutcome:
     """The outcome of a run that has ended, read from its folder, with its latest test phase."""
     experiment = folder.read_experiment()
-    results = tune.Tuner.restore(str(folder.path), trainable=objective_for(experiment)).get_results()
+    results = tune.Tuner.restore(folder.tune_path, trainable=objective_for(experiment)).get_results()
     outcome = collect_outcome(experiment, folder, results, elapsed_s=0.0)
     tests = folder.test_folders()
     if tests:
@@ -114,6 +115,7 @@ def _finish(outcome: RunOutcome, tracking: RunTracking | None) -> None:
     outcome.report_files = write_report(outcome)
     if tracking is not None:
         tracking.finish(outcome)
+    outcome.folder.save_to_storage()
 
 
 def _tracking(
@@ -125,9 +127,16 @@ def _tracking(
 
 
 def _resumable_folder(experiment: Experiment) -> SweepFolder:
+    """The latest run of `experiment`; with storage, the latest stored one (its working copy
+    here, or a new one when the run was started on another machine)."""
     root = experiment_root(experiment)
     folder = SweepFolder.latest(root) if root.is_dir() else None
-    if folder is None or not tune.Tuner.can_restore(str(folder.path)):
+    if experiment.storage is not None:
+        stored = SweepFolder.find_stored(join(experiment.storage, experiment.name))
+        folder = stored if folder is None or folder.path.name != stored.path.name else folder
+        folder = SweepFolder(folder.path, stored.storage)
+        root = experiment.storage
+    if folder is None or not tune.Tuner.can_restore(folder.tune_path):
         raise ConfigError(f"no run of {experiment.name!r} to resume under {str(root)!r}")
     return folder
 

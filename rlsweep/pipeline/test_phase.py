@@ -44,7 +44,7 @@ def run_held_out_test(outcome: RunOutcome, spec: HeldOutSpec, tracking: RunTrack
 def read_held_out_test(outcome: RunOutcome, folder: SweepFolder) -> HeldOutTest:
     """A finished test phase, read back from its folder."""
     experiment = outcome.experiment
-    results = tune.Tuner.restore(str(folder.path), trainable=objective_for(experiment)).get_results()
+    results = tune.Tuner.restore(folder.tune_path, trainable=objective_for(experiment)).get_results()
     configs = [result.config for result in results]
     spec = HeldOutSpec(top=len(configs), seeds=int(configs[0].get("num_seeds", 1)))
     tested = collect_outcome(held_out_experiment(experiment, spec), folder, results, elapsed_s=0.0)

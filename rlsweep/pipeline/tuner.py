@@ -22,6 +22,7 @@ from rlsweep.tuning.stop_conditions import StopConditions
 def new_tuner(
     experiment: Experiment, folder: SweepFolder, search: Search, callbacks: list[tune.Callback]
 ) -> tune.Tuner:
+    storage_path, _, name = folder.tune_path.rpartition("/")
     return tune.Tuner(
         objective_for(experiment),
         param_space=search.param_space,
@@ -38,8 +39,8 @@ def new_tuner(
             trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=folder.path.name,
-            storage_path=str(folder.path.parent),
+            name=name,
+            storage_path=storage_path,
             stop=StopConditions.of(experiment),
             checkpoint_config=_checkpoint_config(experiment),
             failure_config=tune.FailureConfig(max_failures=experiment.max_failures),

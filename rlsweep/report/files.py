@@ -53,7 +53,7 @@ def best_config_header(outcome: RunOutcome) -> list[str]:
     experiment, best = outcome.experiment, outcome.best
     assert best is not None
     score = f"score = {experiment.score.type} of {experiment.metric}"
-    lines = [f"Best config of {outcome.folder.path} (trial {best.trial_id}; {score})"]
+    lines = [f"Best config of {outcome.folder.tune_path} (trial {best.trial_id}; {score})"]
     if experiment.envs:
         lines.append(f"trained on every env of {sorted(experiment.envs)}; `env` below is the first")
     if outcome.test is None or outcome.test.best is None:

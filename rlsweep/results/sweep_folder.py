@@ -19,9 +19,19 @@ import yaml
 from rlsweep.experiment.files import experiment_from_dict
 from rlsweep.experiment.schema import Experiment
 from rlsweep.experiment.yaml_files import read_yaml_mapping
+from rlsweep.results.storage import (
+    RUN_MARKER,
+    check_reachable,
+    download_run_files,
+    is_run,
+    is_storage_uri,
+    join,
+    run_names,
+    upload,
+)
 from rlsweep.trainables.config import ConfigError
 
-EXPERIMENT_FILE = "experiment.yaml"
+EXPERIMENT_FILE = RUN_MARKER
 TIMESTAMP = "%Y%m%d-%H%M%S"
 
 
@@ -30,6 +40,19 @@ class SweepFolder:
     """One run's folder; its properties name the files inside."""
 
     path: Path
+    """The run's local folder: all of it, or with `storage` the working copy of its own files."""
+    storage: str | None = None
+    """The run's home in remote storage (STORAGE/NAME/LABEL, `storage.py`), if it has one."""
+
+    @property
+    def tune_path(self) -> str:
+        """Where Tune keeps this run's trials and state: its storage URI, else the folder."""
+        return self.storage or str(self.path)
+
+    def save_to_storage(self) -> None:
+        """Copy the run's own files to its storage, if it has one."""
+        if self.storage is not None:
+            upload(self.path, self.storage)
 
     @property
     def experiment_file(self) -> Path:
@@ -62,12 +85,15 @@ class SweepFolder:
         while path.exists():
             suffix += 1
             path = self.path / f"test-{suffix}"
-        return SweepFolder(path)
+        return self._inner(path)
 
     def test_folders(self) -> list[SweepFolder]:
         """This run's test phases, oldest first."""
         found = [p for p in self.path.glob("test*") if p.is_dir() and re.fullmatch(r"test(-\d+)?", p.name)]
-        return [SweepFolder(p) for p in sorted(found, key=lambda p: int(p.name.partition("-")[2] or 1))]
+        return [self._inner(p) for p in sorted(found, key=lambda p: int(p.name.partition("-")[2] or 1))]
+
+    def _inner(self, path: Path) -> SweepFolder:
+        return SweepFolder(path, None if self.storage is None else join(self.storage, path.name))
 
     @classmethod
     def create(cls, experiment: Experiment) -> SweepFolder:
@@ -84,10 +110,14 @@ class SweepFolder:
         while path.exists():  # two runs started in the same second
             suffix += 1
             path = root / f"{label}-{suffix}"
+        if experiment.storage is not None:
+            check_reachable(experiment.storage)
         path.mkdir()
-        folder = cls(path)
+        storage = None if experiment.storage is None else join(experiment.storage, experiment.name, path.name)
+        folder = cls(path, storage)
         folder.experiment_file.write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
         folder.space_file.write_text(inspect.getsource(experiment.space.sample))
+        folder.save_to_storage()
         return folder
 
     @classmethod
@@ -98,7 +128,10 @@ class SweepFolder:
 
     @classmethod
     def find(cls, path: str | Path) -> SweepFolder:
-        """A run's folder as given, or the latest run below an experiment's folder."""
+        """A run's folder as given, or the latest run below an experiment's folder; either
+        may be a storage URI (a local working copy of the run's own files is made)."""
+        if is_storage_uri(path):
+            return cls.find_stored(str(path))
         path = Path(path).expanduser().resolve()
         if not path.is_dir():
             raise ConfigError(f"results folder {str(path)!r} does not exist")
@@ -108,6 +141,15 @@ class SweepFolder:
         if latest is None:
             raise ConfigError(f"{str(path)!r} holds no rlsweep sweep (no {EXPERIMENT_FILE} found)")
         return latest
+
+    @classmethod
+    def find_stored(cls, uri: str) -> SweepFolder:
+        if not is_run(uri):
+            runs = run_names(uri)
+            if not runs:
+                raise ConfigError(f"{uri!r} holds no rlsweep sweep (no {EXPERIMENT_FILE} found)")
+            uri = join(uri, max(runs, key=lambda name: started(Path(name))))
+        return cls(download_run_files(uri), uri)
 
     def read_experiment(self) -> Experiment:
         return experiment_from_dict(read_yaml_mapping(self.experiment_file, "experiment file"))

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.fs
 from ray import tune
 
 from rlsweep.experiment.score import SCORE_KEY
 from rlsweep.results.metrics import ENV_STEPS_KEY
+from rlsweep.results.storage import uri_of
 from rlsweep.tuning.stop_conditions import StopConditions
 
 
@@ -55,7 +57,8 @@ class TrialOutcome:
     """Its last result."""
     history: pd.DataFrame | None
     """Every result it reported, oldest first."""
-    checkpoint: Path | None
+    checkpoint: Path | str | None
+    """Its latest checkpoint: a local folder, or a URI in the run's storage."""
     score: float | None
     """The score in its last result: what the search was told."""
 
@@ -86,9 +89,16 @@ def trial_outcome(result: tune.Result, stop: StopConditions) -> TrialOutcome:
         error=failure_reason(result.error) if result.error is not None else None,
         final=final,
         history=result.metrics_dataframe,
-        checkpoint=Path(result.checkpoint.path) if result.checkpoint else None,
+        checkpoint=_location(result.checkpoint) if result.checkpoint else None,
         score=float(score) if _is_number(score) else None,
     )
+
+
+def _location(checkpoint: tune.Checkpoint) -> Path | str:
+    """A local checkpoint's folder, or a stored one's URI."""
+    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        return Path(checkpoint.path)
+    return uri_of(checkpoint.path, checkpoint.filesystem)
 
 
 def failure_reason(error: BaseException | str) -> str:

@@ -40,10 +40,12 @@ class MLflowStore:
     """One MLflow store and experiment, and what happens when the store fails: the first
     failure prints one warning and turns tracking off; everything after is skipped."""
 
-    def __init__(self, tracking_uri: str, experiment_name: str, artifact_root: Path):
+    def __init__(self, tracking_uri: str, experiment_name: str, artifact_location: str):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
-        self.artifact_root = artifact_root
+        self.artifact_location = artifact_location
+        """Where a new MLflow experiment keeps artifacts: beside a local store, or the run's
+        storage (s3://...); an existing experiment keeps its own."""
         self.enabled = True
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
@@ -67,8 +69,9 @@ class MLflowStore:
                 if EXPERIMENT_KIND_TAG not in found.tags:
                     self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
             else:
-                # A local store keeps artifacts beside its database; a server decides for itself.
-                location = None if self.is_remote else (self.artifact_root / "mlartifacts").as_uri()
+                # A server decides for itself, unless the run's storage says where.
+                local = self.artifact_location.startswith("file:")
+                location = None if self.is_remote and local else self.artifact_location
                 self._experiment_id = self.client.create_experiment(
                     self.experiment_name, location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
                 )

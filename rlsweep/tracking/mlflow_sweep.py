@@ -16,6 +16,7 @@ from rlsweep.experiment.schema import Experiment
 from rlsweep.report.description import sweep_description
 from rlsweep.results.held_out import HeldOutResult
 from rlsweep.results.outcome import RunOutcome
+from rlsweep.results.storage import join, local_copy
 from rlsweep.results.sweep_folder import SweepFolder, experiment_root
 from rlsweep.results.trials import Ending
 from rlsweep.tracking.mlflow_store import PARENT_RECORD_FILE, MLflowStore
@@ -35,7 +36,12 @@ class RunTracking:
     @classmethod
     def start(cls, experiment: Experiment, folder: SweepFolder, tracking_uri: str) -> RunTracking:
         """Open the parent run of a search (or reopen a resumed one's); a fixed config has none."""
-        store = MLflowStore(tracking_uri, experiment.name, experiment_root(experiment).parent)
+        artifacts = (
+            join(experiment.storage, "mlartifacts")
+            if experiment.storage is not None
+            else (experiment_root(experiment).parent / "mlartifacts").as_uri()
+        )
+        store = MLflowStore(tracking_uri, experiment.name, artifacts)
         parent_run_id = None
         if experiment.is_search:
             parent_run_id = store.call(
@@ -60,7 +66,8 @@ class RunTracking:
         best = outcome.best
         best_run_id = self.store.find_trial_run(best.trial_id, self.parent_run_id) if best else None
         if best_run_id and best.checkpoint is not None:
-            client.log_artifacts(best_run_id, str(best.checkpoint), "checkpoint")
+            with local_copy(best.checkpoint) as checkpoint:
+                client.log_artifacts(best_run_id, str(checkpoint), "checkpoint")
         if outcome.test is not None:
             for config in outcome.test.configs:
                 self._log_test(config, outcome.test.seeds)
