@@ -1,7 +1,7 @@
 """The env zoo: env families from PyPI that no one on rlsweep wrote, each checked and trained
 by PPO for a short budget, as a new user would try them.
 
-    pip install -r benchmarks/zoo-requirements.txt      # or: pip install -e ".[zoo]"
+    pip install -e ".[zoo]"                             # the families, pinned
     python benchmarks/env_zoo.py                        # every family
     python benchmarks/env_zoo.py --only minigrid-empty highway --budget-scale 0.5
 
