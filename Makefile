@@ -9,7 +9,7 @@ SEEDS ?= 5
 # Optional env families to install too: `make setup EXTRAS=box2d,mujoco` (box2d, mujoco, atari, all).
 EXTRAS ?=
 # What the test suite runs envs from; `make test` installs them.
-TEST_EXTRAS ?= box2d,mujoco,atari
+TEST_EXTRAS ?= box2d,mujoco,atari,minigrid,zoo
 comma := ,
 
 ALGO ?= PPO
