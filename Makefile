@@ -47,7 +47,7 @@ tensorboard: setup
 	$(BIN)/rlsweep tensorboard $(RESULTS)
 
 mlflow-ui: setup
-	$(BIN)/rlsweep ui --results-dir $(RESULTS)
+	$(BIN)/rlsweep ui $(RESULTS)
 
 test:
 	$(MAKE) setup EXTRAS=$(TEST_EXTRAS)
