@@ -1,6 +1,5 @@
 """What a sweep leaves in MLflow and TensorBoard, read back with their own clients."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -8,7 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SWEEP
+from conftest import TINY_SWEEP, free_port
 from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -162,15 +161,9 @@ def test_unreachable_mlflow_store_warns_once_and_the_sweep_goes_on(tmp_path, ray
     assert list((tmp_path / "cartpole_ppo").glob("*/PPO_*/events.out.tfevents.*"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     command = [
         str(Path(sys.executable).parent / "mlflow"), "server",
         "--host", "127.0.0.1", "--port", str(port),
