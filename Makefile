@@ -6,10 +6,10 @@ EXP ?= cartpole_ppo
 RESULTS ?= results
 SEEDS ?= 5
 
-# Optional env families to install too: `make setup EXTRAS=box2d,mujoco` (box2d, mujoco, atari, all).
+# Optional extras to install too: `make setup EXTRAS=box2d,mujoco` (box2d, mujoco, atari, all; dashboard).
 EXTRAS ?=
 # What the test suite runs envs from; `make test` installs them.
-TEST_EXTRAS ?= box2d,mujoco,atari
+TEST_EXTRAS ?= box2d,mujoco,atari,dashboard
 comma := ,
 
 ALGO ?= PPO

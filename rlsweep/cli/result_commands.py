@@ -146,11 +146,21 @@ def dashboard(args: argparse.Namespace) -> int:
     folder = SweepFolder.find(args.sweep)
     if not (folder.path / "optuna.db").is_file():
         raise ConfigError(f"{str(folder.path)!r} holds no Optuna study (optuna.db); only a search has one")
-    url = f"http://127.0.0.1:{args.port}/"
+    address = f"http://127.0.0.1:{args.port}/"
+    url = f"{address}dashboard/studies/{_study_id(folder.study_url)}"
     print(f"optuna-dashboard for {folder.study_url} at {url} (Ctrl-C stops it)", flush=True)
-    _open_in_browser_when_up(url, url)
+    _open_in_browser_when_up(address, url)
     command = [_tool("optuna-dashboard"), folder.study_url, "--host", "127.0.0.1", "--port", str(args.port)]
     return _serve(command, install_hint="pip install 'rlsweep[dashboard]'")
+
+
+def _study_id(storage_url: str) -> int:
+    """The id of the sweep's study (its storage holds that one), as optuna-dashboard's URLs name it."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(storage_url)
+    (name,) = optuna.get_all_study_names(storage)
+    return storage.get_study_id_from_name(name)
 
 
 def tensorboard(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""What a person reviewing a sweep sees in MLflow's UI, checked in a real headless Chromium
-(the system's chromium and chromium-driver packages; nothing is downloaded)."""
+"""What a person reviewing a sweep sees in MLflow's UI and in optuna-dashboard, checked in a
+real headless Chromium (the system's chromium and chromium-driver packages; nothing is
+downloaded)."""
 
 import math
 import os
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.skipif(
 )
 PAGE_TIMEOUT_S = 120
 """MLflow's UI is a 27 MB single-page app: a loaded 2-core machine takes tens of seconds."""
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 ROWS_JS = """
 const rows = {};
@@ -94,6 +96,11 @@ def _wait(browser, condition, what: str):
     return WebDriverWait(browser, PAGE_TIMEOUT_S, poll_frequency=0.5).until(condition, message=what)
 
 
+def _shows_number(text: str, value: float) -> bool:
+    """`value` is among the numbers in `text`, as a page rounds it."""
+    return any(math.isclose(float(x), value, rel_tol=1e-3, abs_tol=1e-2) for x in NUMBER.findall(text))
+
+
 def _png_width(path: Path) -> int:
     return struct.unpack(">I", path.read_bytes()[16:20])[0]
 
@@ -131,8 +138,7 @@ def test_rlsweep_ui_lands_on_the_trials_with_their_scores_and_the_sweeps_note_an
     for row in rows:
         (run,) = [run for run in trials if run.info.run_name in row]
         score = run.data.metrics["score"]
-        numbers = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", row)]
-        assert any(math.isclose(x, score, rel_tol=1e-3, abs_tol=1e-2) for x in numbers), (row, score)
+        assert _shows_number(row, score), (row, score)
         shown_scores.append(score)
     assert shown_scores == sorted(shown_scores, reverse=True)
 
@@ -157,3 +163,35 @@ def test_rlsweep_ui_lands_on_the_trials_with_their_scores_and_the_sweeps_note_an
         f"the {plot} artifact shown as an image",
     )
     assert _png_width(finished_sweep / plot) in widths
+
+
+@pytest.fixture
+def rlsweep_dashboard(finished_sweep):
+    """`rlsweep dashboard SWEEP` running; the URL it printed."""
+    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard not installed (the dashboard extra)")
+    port = free_port()
+    command = [sys.executable, "-m", "rlsweep", "dashboard", str(finished_sweep), "--port", str(port)]
+    server, first_line = _serve(command, f"http://127.0.0.1:{port}/api/studies")
+    yield re.search(r"http://\S+", first_line)[0]
+    _stop(server)
+
+
+def test_rlsweep_dashboard_opens_the_sweeps_study_with_its_best_trial(
+    finished_sweep, rlsweep_dashboard, browser, tmp_path
+):
+    import optuna
+    from selenium.webdriver.common.by import By
+
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{finished_sweep / 'optuna.db'}")
+    browser.get(rlsweep_dashboard)
+    text = _wait(
+        browser,
+        lambda b: (
+            (t := b.find_element(By.TAG_NAME, "body").text) and "Best Trial" in t and "History" in t and t
+        ),
+        "the study's page with its best trial and history",
+    )
+    browser.save_screenshot(str(tmp_path / "optuna-dashboard.png"))
+    assert study.study_name in text
+    best = text.split("Best Trial", 1)[1]
+    assert f"number={study.best_trial.number}" in best and _shows_number(best, study.best_value)
