@@ -6,10 +6,10 @@ EXP ?= cartpole_ppo
 RESULTS ?= results
 SEEDS ?= 5
 
-# Optional env families to install too: `make setup EXTRAS=box2d,mujoco` (box2d, mujoco, atari, all).
+# Optional extras to install too: `make setup EXTRAS=box2d,mujoco` (box2d, mujoco, atari, all; dashboard).
 EXTRAS ?=
 # What the test suite runs envs from; `make test` installs them.
-TEST_EXTRAS ?= box2d,mujoco,atari,minigrid,zoo
+TEST_EXTRAS ?= box2d,mujoco,atari,minigrid,zoo,dashboard
 comma := ,
 
 ALGO ?= PPO
@@ -47,7 +47,7 @@ tensorboard: setup
 	$(BIN)/rlsweep tensorboard $(RESULTS)
 
 mlflow-ui: setup
-	$(BIN)/rlsweep ui --results-dir $(RESULTS)
+	$(BIN)/rlsweep ui $(RESULTS)
 
 test:
 	$(MAKE) setup EXTRAS=$(TEST_EXTRAS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -69,3 +70,10 @@ def finished_sweep(tmp_path_factory, ray_session):
     assert main(["sweep", "cartpole_ppo", *TINY_SWEEP, "--results-dir", str(results)]) == 0
     (sweep_dir,) = (results / "cartpole_ppo").iterdir()
     return sweep_dir
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -171,28 +171,44 @@ def test_test_rejects_zero_seeds_with_one_clear_line(finished_sweep, capsys):
 
 
 def test_tensorboard_serves_the_newest_sweep_below_the_results_folder(tmp_path):
-    from rlsweep.cli.result_commands import tensorboard_logdir
+    from rlsweep.cli.result_commands import newest_run
 
     for experiment, stamp in [("a", "20260101-000000"), ("b", "20260102-000000"), ("a", "20260101-120000")]:
         sweep = tmp_path / experiment / stamp
         sweep.mkdir(parents=True)
         (sweep / "experiment.yaml").write_text("name: x\n")
-    assert tensorboard_logdir(tmp_path) == tmp_path / "b" / "20260102-000000"
-    assert tensorboard_logdir(tmp_path / "a") == tmp_path / "a" / "20260101-120000"
+    assert newest_run(tmp_path) == tmp_path / "b" / "20260102-000000"
+    assert newest_run(tmp_path / "a") == tmp_path / "a" / "20260101-120000"
 
 
-def test_ui_links_to_mlflows_model_training_pages(tmp_path, capsys, monkeypatch):
+def test_ui_on_a_store_without_sweeps_links_to_mlflows_model_training_pages(tmp_path, capsys, monkeypatch):
     import rlsweep.cli.result_commands as cli
 
     (tmp_path / "mlflow.db").write_text("")
     monkeypatch.setattr(cli, "_serve", lambda command: 0)
-    assert main(["ui", "--results-dir", str(tmp_path), "--port", "5077"]) == 0
+    assert main(["ui", str(tmp_path), "--port", "5077"]) == 0
     assert "http://127.0.0.1:5077/#/experiments?workflowType=machine_learning" in capsys.readouterr().out
 
 
+def test_ui_of_a_sweep_links_to_its_saved_view_of_trials(finished_sweep, capsys, monkeypatch):
+    import rlsweep.cli.result_commands as cli
+
+    monkeypatch.setattr(cli, "_serve", lambda command: 0)
+    assert main(["ui", str(finished_sweep.parent)]) == 0
+    parent_run_id = (finished_sweep / "mlflow_run.txt").read_text().strip()
+    out = capsys.readouterr().out
+    assert f"http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey={parent_run_id}&" in out
+
+
 def test_ui_without_a_tracking_store_is_a_clear_error(tmp_path, capsys):
-    assert main(["ui", "--results-dir", str(tmp_path)]) == 2
+    assert main(["ui", str(tmp_path)]) == 2
     assert "no MLflow store at sqlite:///" in capsys.readouterr().err
+
+
+def test_dashboard_of_a_folder_without_a_study_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "experiment.yaml").write_text("name: x\n")
+    assert main(["dashboard", str(tmp_path)]) == 2
+    assert "holds no Optuna study" in capsys.readouterr().err
 
 
 def test_train_runs_through_the_sweep_pipeline_with_its_progress_lines(tmp_path, capsys, ray_session):

@@ -1,6 +1,6 @@
 """What a sweep leaves in MLflow and TensorBoard, read back with their own clients."""
 
-import socket
+import json
 import subprocess
 import sys
 import time
@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SWEEP
+from conftest import TINY_SWEEP, free_port
 from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -67,6 +67,25 @@ def test_parent_run_holds_the_test_result_and_describes_the_sweep(finished_sweep
 def test_the_experiment_opens_in_mlflows_model_training_view(finished_sweep):
     experiment = _client(finished_sweep).get_experiment_by_name("cartpole_ppo")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_sweeps_saved_view_lists_its_tuning_trials_by_score_with_the_columns_that_matter(finished_sweep):
+    client = _client(finished_sweep)
+    experiment = client.get_experiment_by_name("cartpole_ppo")
+    (parent,), _ = _runs(client, "cartpole_ppo")
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{parent.info.run_id}"])
+    state = json.loads(view["state"])
+    assert view["name"] == f"cartpole_ppo sweep {finished_sweep.name} (rlsweep)"
+    assert parent.info.run_id in state["searchFilter"] and "'tune'" in state["searchFilter"]
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`score`", False)
+    assert state["selectedColumns"][:4] == [
+        "metrics.`score`",
+        "metrics.`test_mean`",
+        "metrics.`evaluation/episode_return_mean`",
+        "metrics.`timesteps_total`",
+    ]
+    assert {"params.`lr`", "params.`gamma`", "params.`hidden_sizes`"} <= set(state["selectedColumns"])
+    assert "params.`seed`" not in state["selectedColumns"]  # fixed, not searched
 
 
 def test_child_params_are_the_trial_hyperparameters(finished_sweep):
@@ -162,15 +181,9 @@ def test_unreachable_mlflow_store_warns_once_and_the_sweep_goes_on(tmp_path, ray
     assert list((tmp_path / "cartpole_ppo").glob("*/PPO_*/events.out.tfevents.*"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     command = [
         str(Path(sys.executable).parent / "mlflow"), "server",
         "--host", "127.0.0.1", "--port", str(port),

@@ -1,9 +1,9 @@
-"""The `rlsweep` command line: sweep, train, check, test, best, evaluate, list, ui, tensorboard.
+"""The `rlsweep` command line: sweep, train, check, test, best, evaluate, list, ui, dashboard, tensorboard.
 
 parser.py           the commands and their help
 options.py          the options several commands share, each defined once
 run_commands.py     sweep, train, test, check: experiments through the pipeline
-result_commands.py  best, evaluate, list, ui, tensorboard: what runs left behind
+result_commands.py  best, evaluate, list, ui, dashboard, tensorboard: what runs left behind
 """
 
 from __future__ import annotations

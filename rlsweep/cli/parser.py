@@ -108,13 +108,31 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="algorithms, search spaces and shipped experiments")
     listing.set_defaults(handler=result_commands.listing)
 
-    ui = commands.add_parser("ui", help="serve the MLflow UI on the sweeps' tracking store")
-    ui.add_argument("--results-dir", default="results", help="whose mlflow.db to open (default: results)")
+    ui = commands.add_parser(
+        "ui",
+        help="serve the MLflow UI on a sweep's tracking store, opened on that sweep's trials by score",
+        description="Serve MLflow's UI on the tracking store of SWEEP and open (or print, without a screen) "
+        "the page of its trials, best score first, with their scores and hyperparameters as columns.",
+    )
+    ui.add_argument(
+        "sweep",
+        nargs="?",
+        help="a sweep folder, or an experiment or results folder (its newest sweep); default: results",
+    )
+    ui.add_argument("--results-dir", help=argparse.SUPPRESS)  # the SWEEP argument's former name
     ui.add_argument(
         "--mlflow-uri", help="another tracking store (default: $MLFLOW_TRACKING_URI, else RESULTS/mlflow.db)"
     )
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--port", type=int, help="default 5000")
     ui.set_defaults(handler=result_commands.ui)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve optuna-dashboard on a sweep's Optuna study (pip install 'rlsweep[dashboard]')",
+    )
+    dashboard.add_argument("sweep", help="a sweep folder, or an experiment folder (its latest sweep)")
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.set_defaults(handler=result_commands.dashboard)
 
     board = commands.add_parser("tensorboard", help="serve TensorBoard on the latest sweep")
     board.add_argument(

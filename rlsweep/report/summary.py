@@ -30,9 +30,7 @@ def print_summary(outcome: RunOutcome, out: TextIO | None = None) -> None:
         lines.append(f"Optuna study: {outcome.folder.study_url}  (optuna-dashboard can open it)")
     lines.append(f"TensorBoard:  rlsweep tensorboard {outcome.folder.path}")
     if outcome.mlflow_uri:
-        lines.append(
-            f"MLflow:       {outcome.mlflow_uri}  (experiment {experiment.name!r}; rlsweep ui to browse)"
-        )
+        lines += _mlflow_lines(outcome, outcome.mlflow_uri)
     print("\n".join(lines), file=out, flush=True)
 
 
@@ -105,3 +103,15 @@ def _training_lines(outcome: RunOutcome) -> list[str]:
         lines.append(f"Checkpoint:   {trial.checkpoint}")
         lines.append(f"  evaluate it: rlsweep evaluate {trial.checkpoint}")
     return lines
+
+
+def _mlflow_lines(outcome: RunOutcome, tracking_uri: str) -> list[str]:
+    """The store, and the address of the sweep's trials in MLflow's UI."""
+    from rlsweep.tracking.mlflow_store import is_tracking_server
+    from rlsweep.tracking.mlflow_view import ui_address
+
+    lines = [f"MLflow:       {tracking_uri}  (experiment {outcome.experiment.name!r})"]
+    serve = [] if is_tracking_server(tracking_uri) else [f"  served by:  rlsweep ui {outcome.folder.path}"]
+    if outcome.mlflow_page is None:
+        return [*lines, *serve]
+    return [*lines, f"  its trials: {ui_address(tracking_uri)}{outcome.mlflow_page}", *serve]

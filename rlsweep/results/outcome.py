@@ -27,6 +27,8 @@ class RunOutcome:
     elapsed_s: float
     mlflow_uri: str | None = None
     """The tracking store the run logged to; None when MLflow was off or unreachable."""
+    mlflow_page: str | None = None
+    """A search's page in the MLflow UI, after the server's address: its trials by score."""
     report_files: list[Path] = field(default_factory=list)
     test: HeldOutTest | None = None
     """The top configs retrained on held-out seeds, when the run tested them."""

@@ -20,11 +20,9 @@ PHASE_TAG = "rlsweep.phase"
 """tune (a search trial) or test (a tuned config retrained on the held-out test seeds)."""
 TUNED_TRIAL_TAG = "rlsweep.tuned_trial_id"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-"""MLflow 3's UI opens an experiment in its GenAI pages unless this says it is model training."""
+"""Says the experiment is model training, for what reads it; MLflow 3.17's UI chooses its
+pages by its GenAI/Model training switch instead (see mlflow_view.py)."""
 MODEL_TRAINING = "custom_model_development"
-MODEL_TRAINING_VIEW = "#/experiments?workflowType=machine_learning"
-"""The UI's address for its model-training pages: MLflow 3.17's UI has a GenAI/Model
-training switch that starts on GenAI in a new browser, whatever the experiment's tag says."""
 PARENT_RECORD_FILE = "mlflow_run.txt"
 """Holds the parent run id in the run's folder, so a resumed sweep reopens its run."""
 
@@ -34,6 +32,11 @@ def default_tracking_uri(results_dir: str | Path) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{Path(results_dir).expanduser().resolve() / 'mlflow.db'}"
+
+
+def is_tracking_server(tracking_uri: str) -> bool:
+    """A tracking server over HTTP, which serves its own UI and decides where artifacts go."""
+    return tracking_uri.startswith(("http:", "https:"))
 
 
 class MLflowStore:
@@ -52,7 +55,7 @@ class MLflowStore:
 
     @property
     def is_remote(self) -> bool:
-        return self.tracking_uri.startswith(("http:", "https:"))
+        return is_tracking_server(self.tracking_uri)
 
     @property
     def client(self) -> MlflowClient:

@@ -21,6 +21,7 @@ from rlsweep.results.sweep_folder import SweepFolder, experiment_root
 from rlsweep.results.trials import Ending
 from rlsweep.tracking.mlflow_store import PARENT_RECORD_FILE, MLflowStore
 from rlsweep.tracking.mlflow_trials import MLflowTrialLogger
+from rlsweep.tracking.mlflow_view import save_sweep_view, sweep_page
 from rlsweep.tuning.stop_conditions import StopConditions
 
 
@@ -60,6 +61,8 @@ class RunTracking:
         self.store.call(lambda: self._log_outcome(outcome), "logging the run's outcome")
         if self.store.enabled:
             outcome.mlflow_uri = self.store.tracking_uri
+            if self.parent_run_id is not None:
+                outcome.mlflow_page = sweep_page(self.store.experiment_id, self.parent_run_id)
 
     def _log_outcome(self, outcome: RunOutcome) -> None:
         client = self.store.client
@@ -143,6 +146,7 @@ def _open_parent_run(store: MLflowStore, experiment: Experiment, folder: SweepFo
         tags={"rlsweep.kind": "sweep", "rlsweep.sweep_dir": str(folder.path)},
     )
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in sweep_params(experiment).items()])
+    save_sweep_view(store, experiment, run.info.run_id, folder.path.name)
     for path in (folder.experiment_file, folder.space_file):
         client.log_artifact(run.info.run_id, str(path))
     record.write_text(run.info.run_id)
