@@ -64,7 +64,7 @@ def test_parent_run_holds_the_test_result_and_describes_the_sweep(finished_sweep
     assert {"evaluation_curves.png", "tuning_vs_test.png"} <= artifacts
 
 
-def test_the_experiment_opens_in_mlflows_model_training_view(finished_sweep):
+def test_the_experiment_is_tagged_as_model_training(finished_sweep):
     experiment = _client(finished_sweep).get_experiment_by_name("cartpole_ppo")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
