@@ -1,6 +1,7 @@
 """What a sweep leaves in MLflow and TensorBoard, read back with their own clients."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -189,12 +190,11 @@ def mlflow_server(tmp_path):
         "--host", "127.0.0.1", "--port", str(port),
         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
         "--artifacts-destination", str(tmp_path / "server-artifacts"),
+        "--workers", "1",
     ]  # fmt: skip
-    server = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # No job runner (it runs GenAI scorers): fewer processes to start on a loaded machine.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
