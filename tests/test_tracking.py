@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -194,7 +195,10 @@ def mlflow_server(tmp_path):
     ]  # fmt: skip
     # No job runner (it runs GenAI scorers): fewer processes to start on a loaded machine.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # Its own process group: stopping it stops its uvicorn workers too.
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -203,11 +207,11 @@ def mlflow_server(tmp_path):
             break
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
+                os.killpg(server.pid, signal.SIGKILL)
                 pytest.fail("mlflow server did not come up")
             time.sleep(0.5)
     yield url
-    server.terminate()
+    os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)
 
 
