@@ -105,7 +105,7 @@ def _png_width(path: Path) -> int:
     return struct.unpack(">I", path.read_bytes()[16:20])[0]
 
 
-def test_rlsweep_ui_lands_on_the_trials_with_their_scores_and_the_sweeps_note_and_plots_open(
+def test_rlsweep_ui_lands_on_the_trials_with_their_scores_and_charts_note_and_plots_open(
     finished_sweep, rlsweep_ui, browser, tmp_path
 ):
     from selenium.webdriver.common.by import By
@@ -141,6 +141,17 @@ def test_rlsweep_ui_lands_on_the_trials_with_their_scores_and_the_sweeps_note_an
         assert _shows_number(row, score), (row, score)
         shown_scores.append(score)
     assert shown_scores == sorted(shown_scores, reverse=True)
+
+    # The chart view draws the evaluation return against steps (env steps) with no set-up.
+    browser.get(f"{rlsweep_ui}&compareRunsMode=CHART")
+    _wait(
+        browser,
+        lambda b: (
+            "evaluation/episode_return_mean" in (t := b.find_element(By.TAG_NAME, "body").text)
+            and "Step" in t
+        ),
+        "a chart of evaluation/episode_return_mean against steps",
+    )
 
     # The sweep's parent run: its Markdown description rendered as a heading.
     base = rlsweep_ui.split("#")[0]
@@ -183,15 +194,12 @@ def test_rlsweep_dashboard_opens_the_sweeps_study_with_its_best_trial(
     from selenium.webdriver.common.by import By
 
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{finished_sweep / 'optuna.db'}")
+    expected = [study.study_name, "History", f"Best Trial (number={study.best_trial.number})"]
     browser.get(rlsweep_dashboard)
     text = _wait(
         browser,
-        lambda b: (
-            (t := b.find_element(By.TAG_NAME, "body").text) and "Best Trial" in t and "History" in t and t
-        ),
-        "the study's page with its best trial and history",
+        lambda b: (t := b.find_element(By.TAG_NAME, "body").text) and all(e in t for e in expected) and t,
+        f"the study's page showing {expected}",
     )
     browser.save_screenshot(str(tmp_path / "optuna-dashboard.png"))
-    assert study.study_name in text
-    best = text.split("Best Trial", 1)[1]
-    assert f"number={study.best_trial.number}" in best and _shows_number(best, study.best_value)
+    assert _shows_number(text.split("Best Trial", 1)[1], study.best_value)

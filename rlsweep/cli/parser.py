@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument(
         "sweep",
         nargs="?",
+        metavar="SWEEP",
         help="a sweep folder, or an experiment or results folder (its newest sweep); default: results",
     )
     ui.add_argument("--results-dir", help=argparse.SUPPRESS)  # the SWEEP argument's former name
@@ -130,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         "dashboard",
         help="serve optuna-dashboard on a sweep's Optuna study (pip install 'rlsweep[dashboard]')",
     )
-    dashboard.add_argument("sweep", help="a sweep folder, or an experiment folder (its latest sweep)")
+    dashboard.add_argument(
+        "sweep", metavar="SWEEP", help="a sweep folder, or an experiment folder (its latest sweep)"
+    )
     dashboard.add_argument("--port", type=int, default=8080)
     dashboard.set_defaults(handler=result_commands.dashboard)
 

@@ -78,7 +78,8 @@ def ui(args: argparse.Namespace) -> int:
 
     path = Path(args.sweep or args.results_dir or "results").expanduser().resolve()
     run = newest_run(path) if path.is_dir() else None
-    uri = args.mlflow_uri or default_tracking_uri(run.parent.parent if run else path)
+    results_dir = run.parent.parent if run else path  # a run's folder is RESULTS/NAME/LABEL
+    uri = args.mlflow_uri or default_tracking_uri(results_dir)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"no MLflow store at {uri}; run a sweep first, or pass --mlflow-uri")
     port = args.port or LOCAL_UI_PORT
@@ -86,8 +87,8 @@ def ui(args: argparse.Namespace) -> int:
     print(f"MLflow UI for {uri} at {url} (Ctrl-C stops it)", flush=True)
     server = [_tool("mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
     _open_in_browser_when_up(local_ui_address(port) + "health", url)
-    # A personal UI: one worker, and no job runner (it runs GenAI scorers), so that it
-    # starts in seconds instead of tens of seconds.
+    # A personal UI needs one worker and no job runner (it runs GenAI scorers): fewer
+    # processes to start on a machine that may still be running sweeps.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     return _serve([*server, "--workers", "1"])
 
