@@ -45,7 +45,9 @@ PPO_SMALL = {
     "hidden_sizes": [64, 64],
 }
 MINIGRID_PPO = {**PPO_SMALL, "num_envs_per_worker": 16}
-"""The first config of experiments/minigrid/*.yaml."""
+"""The first config of experiments/minigrid/minigrid_doorkey_ppo.yaml."""
+MINIGRID_EMPTY_PPO = {**MINIGRID_PPO, "ent_coef": 0.001}
+"""The first config of experiments/minigrid/minigrid_empty_ppo.yaml."""
 
 
 @dataclass
@@ -67,7 +69,7 @@ FAMILIES = [
         "minigrid",
         WRAPPED,
         {"id": "minigrid:MiniGrid-Empty-5x5-v0", "wrappers": ["minigrid.wrappers:ImgObsWrapper"]},
-        MINIGRID_PPO,
+        MINIGRID_EMPTY_PPO,
         50_000,
     ),
     Family(
@@ -78,7 +80,7 @@ FAMILIES = [
         MINIGRID_PPO,
         300_000,
     ),
-    Family("minigrid-dict-mission", "minigrid", "minigrid:MiniGrid-Empty-5x5-v0", config=MINIGRID_PPO),
+    Family("minigrid-dict-mission", "minigrid", "minigrid:MiniGrid-Empty-5x5-v0", config=MINIGRID_EMPTY_PPO),
     Family(
         "highway",
         "highway-env",

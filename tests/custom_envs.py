@@ -85,6 +85,14 @@ class SequenceObservations(LineWalk):
         return (int(obs[0]),), *rest
 
 
+class VectorRewards(LineWalk):
+    """Rewards two objectives at once, as mo-gymnasium's envs do: not one number."""
+
+    def step(self, action):
+        obs, reward, *rest = super().step(action)
+        return obs, np.array([reward, -1.0], dtype=np.float32), *rest
+
+
 class TextActions(LineWalk):
     """Acts with words: a space no algorithm acts in."""
 

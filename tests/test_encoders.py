@@ -105,7 +105,7 @@ def test_a_dict_with_a_varying_text_embeds_its_words_beside_image_and_vector():
     assert features.shape == (1, 1, 64 * 4 * 4 + TEXT_TOKENS * 8 + 4)
 
 
-def test_different_missions_give_different_actions_inputs():
+def test_different_missions_encode_to_different_tokens():
     space = gym.spaces.Dict(
         {"mission": MissionSpace(lambda color: f"go to the {color} ball", [["red", "blue"]])}
     )

@@ -45,6 +45,10 @@ FAILURES = {
         "env 'custom_envs:SequenceObservations': observation space Sequence(Discrete(64), stack=False) "
         "holds Sequence observations, which no rlsweep encoder can take",
     ),
+    "vector rewards": (
+        BASE + "env: custom_envs:VectorRewards\n",
+        "a reward must be one number (wrap a multi-objective env to weigh its rewards into one",
+    ),
     "DQN on MultiDiscrete actions": (
         BASE + "algorithm: DQN\nenv: custom_envs:MultiDiscreteActions\n",
         "has action space MultiDiscrete([2 2]), which DQN cannot act in (DQN needs Discrete actions); "

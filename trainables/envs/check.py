@@ -150,7 +150,10 @@ def _check_reset_and_step(label: str, instance: gym.Env) -> None:
     _check_observation(label, "step()", step[0], instance.observation_space)
     reward = step[1]
     if not (np.ndim(reward) == 0 and np.issubdtype(np.asarray(reward).dtype, np.number)):
-        raise ConfigError(f"env {label!r}: step() returned reward {reward!r}; a reward must be one number")
+        raise ConfigError(
+            f"env {label!r}: step() returned reward {reward!r}; a reward must be one number "
+            "(wrap a multi-objective env to weigh its rewards into one, e.g. mo_gymnasium's LinearReward)"
+        )
     if not np.isfinite(reward):
         raise ConfigError(f"env {label!r}: step() returned a non-finite reward ({reward})")
 

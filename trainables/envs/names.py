@@ -199,9 +199,12 @@ def _import_env_module(env: str, module_name: str) -> Any:
         dependency = missing_dependency(env, error)
         if dependency is not None:
             raise ConfigError(dependency) from None
+        # OpenGL envs (MiniWorld, pyglet's) fail on import on a machine without a display.
+        needs_display = "display" in f"{type(error).__name__} {error}".lower()
         raise ConfigError(
             f"unknown env {env!r}: importing {module_name!r} failed with {type(error).__name__}: "
             f"{first_line(error)}"
+            + ("; it needs a display: run it under xvfb-run (xvfb) or on a desktop" if needs_display else "")
         ) from None
 
 
