@@ -17,10 +17,12 @@ K > 1, each seed's value under `seeds/<k>/<key>`; `seed_results` writes those ke
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch loads with the networks; the pipeline reads seed keys without it
+    import torch
 
 SEED_STRIDE = 10_000
 """Between consecutive seed values: room for every env seed a seed's workers derive from its own."""
@@ -74,6 +76,8 @@ def per_seed_values(result: dict[str, Any], key: str, num_seeds: int) -> list[fl
 
 def generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
     """One torch generator per seed: a seed's random draws never depend on the others'."""
+    import torch
+
     return [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
 
 
@@ -81,6 +85,8 @@ def draw(
     kind: Literal["uniform", "normal"], gens: Sequence[torch.Generator], shape: tuple[int, ...], device
 ) -> torch.Tensor:
     """Noise [K, *shape], seed k's from generator k."""
+    import torch
+
     sample = torch.rand if kind == "uniform" else torch.randn
     return torch.stack([sample(shape, generator=g, device=device) for g in gens])
 

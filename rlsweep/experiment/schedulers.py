@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ray import tune
-
 from rlsweep.trainables.config import ConfigError, build_config, check_range
 
 
@@ -133,6 +131,8 @@ def mutation_domain(key: str, spec: Any) -> Any:
         low, high = spec["low"], spec["high"]
         if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and 0 <= low < high):
             raise ConfigError(f"experiment key 'scheduler.hyperparam_mutations.{key}' needs 0 <= low < high")
+        from ray import tune  # the schema is read (rlsweep best, ui) without Ray
+
         return tune.loguniform(low, high) if spec.get("log") and low > 0 else tune.uniform(low, high)
     raise ConfigError(
         f"experiment key 'scheduler.hyperparam_mutations.{key}' must be a list of values "

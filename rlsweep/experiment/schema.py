@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rlsweep.experiment.runtime_env import check_runtime_env, code_on_path
 from rlsweep.experiment.schedulers import check_scheduler
 from rlsweep.experiment.score import ScoreSpec
 from rlsweep.search_spaces import SearchSpace, get_search_space
-from rlsweep.trainables import Algorithm, get_algorithm
+from rlsweep.trainables import get_algorithm
 from rlsweep.trainables.config import ConfigError, check_range, did_you_mean
 from rlsweep.trainables.envs.names import resolve_env
+
+if TYPE_CHECKING:  # the algorithms import torch; reading an experiment does not need them
+    from rlsweep.trainables import Algorithm
 
 ScoreRange = tuple[float, float]
 """An env's [low, high] score range, which normalizes its metric to 0..1 across envs."""

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from rlsweep.experiment.hyperparameters import trial_hyperparameters
-from rlsweep.experiment.schema import Experiment
 from rlsweep.experiment.score import SCORE_KEY
-from rlsweep.experiment.space_check import sample_configs
 from rlsweep.results.metrics import ENV_STEPS_KEY
 from rlsweep.tracking.mlflow_store import PHASE_TAG, MLflowStore, is_tracking_server
+
+if TYPE_CHECKING:  # the schema imports Ray and Tune, which `rlsweep ui` does without
+    from rlsweep.experiment.schema import Experiment
 
 SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 MODEL_TRAINING_PARAM = "workflowType=machine_learning"
@@ -84,6 +84,9 @@ def sweep_view_state(experiment: Experiment, parent_run_id: str) -> dict[str, An
 
 def searched_hyperparameters(experiment: Experiment) -> list[str]:
     """The hyperparameter names the experiment's search space samples (as trial params)."""
+    from rlsweep.experiment.hyperparameters import trial_hyperparameters
+    from rlsweep.experiment.space_check import sample_configs
+
     (sample,) = sample_configs(experiment, samples=1)
     return sorted(trial_hyperparameters(sample.searched))
 

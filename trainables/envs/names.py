@@ -27,7 +27,6 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
-from ray.tune.registry import ENV_CREATOR, _global_registry, register_env
 
 from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.envs import atari, partially_observed
@@ -162,6 +161,8 @@ def publish_gym_registration(env: EnvSpecifier) -> None:
         return
     if _registered_creator(env) is not None:
         return  # a register_env name, or published already; resolve_env prefers it, as RLlib does
+    from ray.tune.registry import register_env  # Ray loads when a name is resolved, not when imported
+
     register_env(env, GymSpecCreator(gym.spec(env)))
 
 
@@ -177,6 +178,8 @@ def _registered(label: str, name: str) -> EnvSource | None:
 def _registered_creator(name: str) -> Callable[..., Any] | None:
     """The creator `register_env(name, creator)` stored in Tune's registry, if any. Tune has
     no public reader; RLlib reads the registry the same way."""
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
     if not name.isascii() or not _global_registry.contains(ENV_CREATOR, name):
         return None
     return _global_registry.get(ENV_CREATOR, name)
