@@ -9,7 +9,7 @@ Three tables, each contender trained in a fresh process, one after the other:
                       evaluation (20 deterministic episodes, every 5 iterations) reaching 450,
                       within 500k env steps; the memoryless run trains the whole budget and
                       reports its best evaluation.
-  memory_cue          rlsweep/MemoryCue-v0 with the cue 20 steps before the answer: the first
+  memory_cue          rlsweep/MemoryCue-v0 with the cue 10 steps before the answer: the first
                       evaluation (50 deterministic episodes) with 95% right answers, within
                       100k env steps; a memoryless policy is at chance, 0.5.
   throughput          CartPole-v1, the same sampler (in-process worker, 16 envs) and learner
@@ -47,7 +47,7 @@ STATELESS_TARGET, STATELESS_BUDGET = 450.0, 500_000
 MEMORY_CUE = {
     **SHARED,
     "env": "rlsweep/MemoryCue-v0",
-    "env_config": {"cue_distance": 20},
+    "env_config": {"cue_distance": 10},
     "max_seq_len": 32,
     "evaluation_num_episodes": 50,
 }
@@ -122,7 +122,7 @@ def stateless_cartpole(seeds: int) -> None:
 
 def memory_cue(seeds: int) -> None:
     print(
-        f"\nMemoryCue (cue 20 steps before the answer): first evaluation with >= {MEMORY_CUE_TARGET:.0%} "
+        f"\nMemoryCue (cue 10 steps before the answer): first evaluation with >= {MEMORY_CUE_TARGET:.0%} "
         f"right answers within {MEMORY_CUE_BUDGET:,} env steps"
     )
     print("| contender | seed | reached 95% at (env steps) | best evaluation (right answers) | wall s |")
