@@ -66,7 +66,7 @@ def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str
     config = {"evaluation_interval": 5, **config}
     algo = PPO(config=config)
     start = time.perf_counter()
-    best, reached_at, sample_s, learn_s = float("-inf"), None, 0.0, 0.0
+    best, last, reached_at, sample_s, learn_s = float("-inf"), float("nan"), None, 0.0, 0.0
     while True:
         result = algo.train()
         sample_s += result["sample_time_s"]
@@ -77,7 +77,7 @@ def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str
         )
         if evaluated:
             score = result["evaluation/episode_return_mean"]
-            best = max(best, score)
+            best, last = max(best, score), score
             if target is not None and score >= target:
                 reached_at = result["timesteps_total"]
                 break
@@ -89,6 +89,7 @@ def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str
         "steps": steps,
         "reached_at": reached_at if reached_at is not None else float("nan"),
         "best": best,
+        "last": last,
         "wall_s": time.perf_counter() - start,
         "train_steps_per_s": steps / (sample_s + learn_s),
         "sample_steps_per_s": steps / sample_s,
@@ -109,15 +110,12 @@ def stateless_cartpole(seeds: int) -> None:
     print(
         f"\nStatelessCartPole: first evaluation >= {STATELESS_TARGET:g} within {STATELESS_BUDGET:,} env steps"
     )
-    print("| contender | seed | reached 450 at (env steps) | best evaluation | wall s |")
-    print("|---|---|---|---|---|")
+    print("| contender | seed | reached 450 at (env steps) | last evaluation | best evaluation | wall s |")
+    print("|---|---|---|---|---|---|")
     for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
         for seed in range(seeds):
             result = run({**STATELESS_CARTPOLE, **model, "seed": seed}, STATELESS_BUDGET, STATELESS_TARGET)
-            print(
-                f"| {name} | {seed} | {_reached(result)} | {result['best']:.1f} | {result['wall_s']:.0f} |",
-                flush=True,
-            )
+            print(_row(name, seed, result, "{:.1f}"), flush=True)
 
 
 def memory_cue(seeds: int) -> None:
@@ -125,19 +123,19 @@ def memory_cue(seeds: int) -> None:
         f"\nMemoryCue (cue 10 steps before the answer): first evaluation with >= {MEMORY_CUE_TARGET:.0%} "
         f"right answers within {MEMORY_CUE_BUDGET:,} env steps"
     )
-    print("| contender | seed | reached 95% at (env steps) | best evaluation (right answers) | wall s |")
-    print("|---|---|---|---|---|")
+    print("| contender | seed | reached 95% at (env steps) | last evaluation | best evaluation | wall s |")
+    print("|---|---|---|---|---|---|")
     for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
         for seed in range(seeds):
             result = run({**MEMORY_CUE, **model, "seed": seed}, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET)
-            print(
-                f"| {name} | {seed} | {_reached(result)} | {result['best']:.0%} | {result['wall_s']:.0f} |",
-                flush=True,
-            )
+            print(_row(name, seed, result, "{:.0%}"), flush=True)
 
 
-def _reached(result: dict[str, float]) -> str:
-    return "never" if math.isnan(result["reached_at"]) else f"{result['reached_at']:,.0f}"
+def _row(name: str, seed: int, result: dict[str, float], score: str) -> str:
+    """A table row: when the target was reached, the last and best evaluations, the wall time."""
+    reached = "never" if math.isnan(result["reached_at"]) else f"{result['reached_at']:,.0f}"
+    last, best = score.format(result["last"]), score.format(result["best"])
+    return f"| {name} | {seed} | {reached} | {last} | {best} | {result['wall_s']:.0f} |"
 
 
 def throughput(seeds: int) -> None:
