@@ -144,12 +144,16 @@ def throughput(seeds: int) -> None:
         name: [run({**THROUGHPUT, **model, "seed": seed}, THROUGHPUT_STEPS, None) for seed in range(seeds)]
         for name, model in (("MLP", MEMORYLESS), ("LSTM", LSTM))
     }
-    print("| model | sampling env steps/s | training env steps/s | cost vs MLP (training) |")
-    print("|---|---|---|---|")
-    mlp = median(runs["MLP"], "train_steps_per_s")
+    print("| model | sampling env steps/s | training env steps/s | cost vs MLP: sampling | training |")
+    print("|---|---|---|---|---|")
+    mlp_sample, mlp_train = (
+        median(runs["MLP"], "sample_steps_per_s"),
+        median(runs["MLP"], "train_steps_per_s"),
+    )
     for name, results in runs.items():
         sample, training = median(results, "sample_steps_per_s"), median(results, "train_steps_per_s")
-        print(f"| {name} | {sample:,.0f} | {training:,.0f} | {mlp / training:.2f}x |")
+        costs = f"{mlp_sample / sample:.2f}x | {mlp_train / training:.2f}x"
+        print(f"| {name} | {sample:,.0f} | {training:,.0f} | {costs} |")
 
 
 TABLES = {"stateless_cartpole": stateless_cartpole, "memory_cue": memory_cue, "throughput": throughput}
