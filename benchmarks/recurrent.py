@@ -9,7 +9,7 @@ Three tables, each contender trained in a fresh process, one after the other:
                       evaluation (20 deterministic episodes, every 5 iterations) reaching 450,
                       within 500k env steps; the memoryless run trains the whole budget and
                       reports its best evaluation.
-  memory_cue          rlsweep/MemoryCue-v0 with the cue 20 steps before the answer: the first
+  memory_cue          rlsweep/MemoryCue-v0 with the cue 10 steps before the answer: the first
                       evaluation (50 deterministic episodes) with 95% right answers, within
                       100k env steps; a memoryless policy is at chance, 0.5.
   throughput          CartPole-v1, the same sampler (in-process worker, 16 envs) and learner
@@ -47,7 +47,7 @@ STATELESS_TARGET, STATELESS_BUDGET = 450.0, 500_000
 MEMORY_CUE = {
     **SHARED,
     "env": "rlsweep/MemoryCue-v0",
-    "env_config": {"cue_distance": 20},
+    "env_config": {"cue_distance": 10},
     "max_seq_len": 32,
     "evaluation_num_episodes": 50,
 }
@@ -66,7 +66,7 @@ def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str
     config = {"evaluation_interval": 5, **config}
     algo = PPO(config=config)
     start = time.perf_counter()
-    best, reached_at, sample_s, learn_s = float("-inf"), None, 0.0, 0.0
+    best, last, reached_at, sample_s, learn_s = float("-inf"), float("nan"), None, 0.0, 0.0
     while True:
         result = algo.train()
         sample_s += result["sample_time_s"]
@@ -77,7 +77,7 @@ def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str
         )
         if evaluated:
             score = result["evaluation/episode_return_mean"]
-            best = max(best, score)
+            best, last = max(best, score), score
             if target is not None and score >= target:
                 reached_at = result["timesteps_total"]
                 break
@@ -89,6 +89,7 @@ def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str
         "steps": steps,
         "reached_at": reached_at if reached_at is not None else float("nan"),
         "best": best,
+        "last": last,
         "wall_s": time.perf_counter() - start,
         "train_steps_per_s": steps / (sample_s + learn_s),
         "sample_steps_per_s": steps / sample_s,
@@ -109,35 +110,32 @@ def stateless_cartpole(seeds: int) -> None:
     print(
         f"\nStatelessCartPole: first evaluation >= {STATELESS_TARGET:g} within {STATELESS_BUDGET:,} env steps"
     )
-    print("| contender | seed | reached 450 at (env steps) | best evaluation | wall s |")
-    print("|---|---|---|---|---|")
+    print("| contender | seed | reached 450 at (env steps) | last evaluation | best evaluation | wall s |")
+    print("|---|---|---|---|---|---|")
     for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
         for seed in range(seeds):
             result = run({**STATELESS_CARTPOLE, **model, "seed": seed}, STATELESS_BUDGET, STATELESS_TARGET)
-            print(
-                f"| {name} | {seed} | {_reached(result)} | {result['best']:.1f} | {result['wall_s']:.0f} |",
-                flush=True,
-            )
+            print(_row(name, seed, result, "{:.1f}"), flush=True)
 
 
 def memory_cue(seeds: int) -> None:
     print(
-        f"\nMemoryCue (cue 20 steps before the answer): first evaluation with >= {MEMORY_CUE_TARGET:.0%} "
+        f"\nMemoryCue (cue 10 steps before the answer): first evaluation with >= {MEMORY_CUE_TARGET:.0%} "
         f"right answers within {MEMORY_CUE_BUDGET:,} env steps"
     )
-    print("| contender | seed | reached 95% at (env steps) | best evaluation (right answers) | wall s |")
-    print("|---|---|---|---|---|")
+    print("| contender | seed | reached 95% at (env steps) | last evaluation | best evaluation | wall s |")
+    print("|---|---|---|---|---|---|")
     for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
         for seed in range(seeds):
             result = run({**MEMORY_CUE, **model, "seed": seed}, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET)
-            print(
-                f"| {name} | {seed} | {_reached(result)} | {result['best']:.0%} | {result['wall_s']:.0f} |",
-                flush=True,
-            )
+            print(_row(name, seed, result, "{:.0%}"), flush=True)
 
 
-def _reached(result: dict[str, float]) -> str:
-    return "never" if math.isnan(result["reached_at"]) else f"{result['reached_at']:,.0f}"
+def _row(name: str, seed: int, result: dict[str, float], score: str) -> str:
+    """A table row: when the target was reached, the last and best evaluations, the wall time."""
+    reached = "never" if math.isnan(result["reached_at"]) else f"{result['reached_at']:,.0f}"
+    last, best = score.format(result["last"]), score.format(result["best"])
+    return f"| {name} | {seed} | {reached} | {last} | {best} | {result['wall_s']:.0f} |"
 
 
 def throughput(seeds: int) -> None:
@@ -146,12 +144,16 @@ def throughput(seeds: int) -> None:
         name: [run({**THROUGHPUT, **model, "seed": seed}, THROUGHPUT_STEPS, None) for seed in range(seeds)]
         for name, model in (("MLP", MEMORYLESS), ("LSTM", LSTM))
     }
-    print("| model | sampling env steps/s | training env steps/s | cost vs MLP (training) |")
-    print("|---|---|---|---|")
-    mlp = median(runs["MLP"], "train_steps_per_s")
+    print("| model | sampling env steps/s | training env steps/s | cost vs MLP: sampling | training |")
+    print("|---|---|---|---|---|")
+    mlp_sample, mlp_train = (
+        median(runs["MLP"], "sample_steps_per_s"),
+        median(runs["MLP"], "train_steps_per_s"),
+    )
     for name, results in runs.items():
         sample, training = median(results, "sample_steps_per_s"), median(results, "train_steps_per_s")
-        print(f"| {name} | {sample:,.0f} | {training:,.0f} | {mlp / training:.2f}x |")
+        costs = f"{mlp_sample / sample:.2f}x | {mlp_train / training:.2f}x"
+        print(f"| {name} | {sample:,.0f} | {training:,.0f} | {costs} |")
 
 
 TABLES = {"stateless_cartpole": stateless_cartpole, "memory_cue": memory_cue, "throughput": throughput}

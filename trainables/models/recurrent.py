@@ -83,10 +83,10 @@ class PerSeedLSTM(nn.Module):
         return torch.baddbmm(self.bias, x.flatten(1, 2), self.weight_ih).unflatten(1, (batch, length))
 
     def forward(
-        self, x: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, keep: torch.Tensor
+        self, x: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, keep: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`keep` [K, B, L, 1] is 0 before the steps whose state starts afresh (an episode's
-        first), 1 elsewhere."""
+        first), 1 elsewhere; None when no step's does."""
         return lstm_recurrence(self.input_gates(x), self.weight_hh, hidden, cell, keep)
 
 
@@ -95,14 +95,16 @@ def lstm_recurrence(
     weight_hh: torch.Tensor,
     hidden: torch.Tensor,
     cell: torch.Tensor,
-    keep: torch.Tensor,
+    keep: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The sequential part of M LSTMs: input gates [M, B, L, 4H], recurrent weights
     [M, H, 4H], the state (hidden, cell) [M, B, H] and `keep` [M, B, L, 1] (0 resets the
-    state before that step) -> outputs [M, B, L, H] and the state after the last step."""
+    state before that step; None when no step does) -> outputs [M, B, L, H] and the state
+    after the last step."""
     outputs = []
     for t in range(input_gates.shape[2]):
-        hidden, cell = keep[:, :, t] * hidden, keep[:, :, t] * cell
+        if keep is not None:
+            hidden, cell = keep[:, :, t] * hidden, keep[:, :, t] * cell
         gates = input_gates[:, :, t] + torch.bmm(hidden, weight_hh)
         input_gate, forget_gate, candidate, output_gate = gates.chunk(4, -1)
         cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
@@ -152,16 +154,17 @@ class RecurrentActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.full((len(generators), 1, param_dim), log_std_init))
 
     def unroll(
-        self, obs: TensorObs, memory: TensorState, starts: torch.Tensor
+        self, obs: TensorObs, memory: TensorState, starts: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, TensorState]:
         """L steps of B sequences per seed: `obs` and `memory` entries [K, B, L, ...], `starts`
-        [K, B, L] true where an episode starts (the LSTM states are zeroed before that step).
+        [K, B, L] true where an episode starts (the LSTM states are zeroed before that step;
+        None: no episode starts inside the sequences).
 
         The LSTMs start from memory's "hidden" and "cell" at step 0; "prev_action" and
         "prev_reward" are read at every step. Returns the policy params [K, B, L, P], the
         values [K, B, L] and the LSTMs' state after the last step ([K, B, 2, H] each).
         """
-        _, batch, length = starts.shape
+        batch, length = memory["hidden"].shape[1:3]
         flat = {key: value.flatten(1, 2) for key, value in obs.items()}  # [K, B*L, ...]
         torsos = [
             self.actor_torso(self.actor_encoder(flat)),
@@ -178,7 +181,10 @@ class RecurrentActorCritic(nn.Module):
             [self.actor_lstm.input_gates(actor_in), self.critic_lstm.input_gates(critic_in)]
         )
         weight_hh = torch.cat([self.actor_lstm.weight_hh, self.critic_lstm.weight_hh])
-        keep = (~starts).unsqueeze(-1).to(input_gates.dtype).repeat(2, 1, 1, 1)  # [2K, B, L, 1]
+        keep = None
+        if starts is not None:
+            keep = (~starts).unsqueeze(-1).to(input_gates.dtype)
+            keep = torch.cat([keep, keep])  # [2K, B, L, 1]
 
         def members(state: torch.Tensor) -> torch.Tensor:  # [K, B, 2, H] -> [2K, B, H]
             return state.movedim(2, 0).flatten(0, 1)
@@ -199,7 +205,5 @@ class RecurrentActorCritic(nn.Module):
         params [K, N, P], values [K, N] and the next LSTM states."""
         one_step = {key: value.unsqueeze(2) for key, value in obs.items()}
         memory_steps = {key: value.unsqueeze(2) for key, value in memory.items()}
-        hidden = memory["hidden"]
-        starts = torch.zeros((*hidden.shape[:2], 1), dtype=torch.bool, device=hidden.device)
-        params, values, state = self.unroll(one_step, memory_steps, starts)
+        params, values, state = self.unroll(one_step, memory_steps, None)
         return params.squeeze(2), values.squeeze(2), state
