@@ -6,15 +6,16 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display
-import matplotlib.pyplot as plt
 import optuna
 
 from rlsweep.results.metrics import ENV_STEPS_KEY
 from rlsweep.results.outcome import RunOutcome
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def plot_evaluation_curves(outcome: RunOutcome) -> Path | None:
     best trial drawn thick: how fast each config learned, not only where it ended."""
     metric = outcome.experiment.metric
     best = outcome.best
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure, axes = _pyplot().subplots(figsize=(8, 5))
     drawn = 0
     curves = [(t, "-", t.trial_id + (" (best)" if t is best else "")) for t in outcome.trials]
     if outcome.test is not None:
@@ -38,7 +39,7 @@ def plot_evaluation_curves(outcome: RunOutcome) -> Path | None:
         axes.plot(points[ENV_STEPS_KEY], points[metric], style, marker=".", linewidth=width, label=label)
         drawn += 1
     if not drawn:
-        plt.close(figure)
+        _pyplot().close(figure)
         return None
     axes.set(xlabel="env steps", ylabel=metric, title=f"{outcome.experiment.name}: every trial")
     axes.legend(fontsize="x-small", ncol=2)
@@ -50,7 +51,7 @@ def plot_tuning_vs_test(outcome: RunOutcome) -> Path | None:
     far the tuning seeds flattered each config."""
     if outcome.test is None or not outcome.test.configs:
         return None
-    figure, axes = plt.subplots(figsize=(6, 5))
+    figure, axes = _pyplot().subplots(figsize=(6, 5))
     for config in outcome.test.configs:
         low, high = config.confidence_interval
         axes.errorbar(
@@ -78,6 +79,7 @@ def plot_study(outcome: RunOutcome) -> list[Path]:
     A plot Optuna cannot draw yet (importances need two finished trials with different
     params) is skipped with a log line, not an error.
     """
+    _pyplot()  # drawing to files
     from optuna.visualization import matplotlib as optuna_plots
 
     study = optuna.load_study(study_name=outcome.experiment.name, storage=outcome.folder.study_url)
@@ -99,7 +101,18 @@ def plot_study(outcome: RunOutcome) -> list[Path]:
     return written
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot, drawing to files only, imported when a run ends: the 26 MB it
+    takes stay out of the driver while trials run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+def _save(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     return path

@@ -12,6 +12,11 @@ from rlsweep.experiment.schema import Experiment
 
 logger = logging.getLogger(__name__)
 
+LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
+"""The object store of a Ray started here. Ray's default, 30% of the machine's memory, is
+sized for datasets; a sweep moves weights and rollouts (an Atari rollout is ~30 MB), and
+Ray spills to disk past the limit, so a larger store only reserves memory a laptop needs."""
+
 
 def connect_ray(address: str | None, runtime_env: dict[str, Any] | None = None) -> None:
     """Join `address` (or RAY_ADDRESS) if given, else start a local Ray on this machine.
@@ -32,7 +37,12 @@ def connect_ray(address: str | None, runtime_env: dict[str, Any] | None = None) 
     else:
         # Our own single-user instance on this machine: no token authentication.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env or None)
+        ray.init(
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            runtime_env=runtime_env or None,
+        )
 
 
 def check_fits_cluster(experiment: Experiment, address: str | None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
-from ray.tune.schedulers.pb2 import PB2
 
 from rlsweep.experiment.schedulers import (
     AshaSpec,
@@ -42,5 +41,8 @@ def build_scheduler(
             resample_probability=spec.resample_probability,
             hyperparam_mutations=mutations,
         )
+    # Imported here: PB2 pulls in scikit-learn and scipy.stats, 64 MB a sweep without it need not hold.
+    from ray.tune.schedulers.pb2 import PB2
+
     bounds = {key: list(bounds) for key, bounds in pb2_bounds(spec, space_bounds).items()}
     return PB2(**judged, **population, hyperparam_bounds=bounds)
