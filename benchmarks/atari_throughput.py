@@ -91,7 +91,7 @@ def rlsweep_sampler(env_id: str, num_envs: int, steps: int, num_workers: int, ro
     import functools
 
     from rlsweep.trainables.envs.build import env_spaces
-    from rlsweep.trainables.models.policy import ActorCriticPolicy
+    from rlsweep.trainables.models.policies import ActorCriticPolicy
     from rlsweep.trainables.ppo import PPOConfig
     from rlsweep.trainables.sampling.worker_group import WorkerGroup
 

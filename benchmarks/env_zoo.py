@@ -92,12 +92,24 @@ FAMILIES = [
         "flappy-bird", "flappy-bird-gymnasium", "flappy_bird_gymnasium:FlappyBird-v0", {"use_lidar": False}
     ),
     Family("point-maze", "gymnasium-robotics", "gymnasium_robotics:PointMaze_UMazeDense-v3"),
-    Family("popgym", "popgym", "popgym:popgym-RepeatPreviousEasy-v0"),
+    Family(  # the answer is the card seen 4 steps ago: a task for a policy with memory
+        "popgym",
+        "popgym",
+        "popgym:popgym-RepeatPreviousEasy-v0",
+        config={**PPO_SMALL, "use_lstm": True, "lstm_use_prev_action": True, "max_seq_len": 16},
+        budget=50_000,
+    ),
     Family("simplegrid", "gym-simplegrid", "gym_simplegrid:SimpleGrid-4x4-v0"),
     Family("anytrading", "gym-anytrading", "gym_anytrading:stocks-v0"),
     Family("mo-gymnasium", "mo-gymnasium", "mo_gymnasium:deep-sea-treasure-v0"),
     Family("miniworld", "miniworld", "miniworld:MiniWorld-OneRoom-v0"),
-    Family("dm-control (shimmy)", "shimmy[dm-control]", "shimmy:dm_control/cartpole-balance-v0"),
+    Family(  # episodes of 1,000 steps: 20k env steps would be 20 episodes
+        "dm-control (shimmy)",
+        "shimmy[dm-control]",
+        "shimmy:dm_control/cartpole-balance-v0",
+        config={**PPO_SMALL, "normalize_obs": True},
+        budget=100_000,
+    ),
 ]
 
 RANDOM_EPISODES = 10

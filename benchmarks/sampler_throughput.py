@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from rlsweep.trainables.envs.build import env_spaces, make_vector_env
-from rlsweep.trainables.models.policy import ActorCriticPolicy
+from rlsweep.trainables.models.policies import ActorCriticPolicy
 from rlsweep.trainables.ppo import PPOConfig
 from rlsweep.trainables.sampling.rollout_worker import RolloutWorker
 

@@ -11,7 +11,7 @@ import torch
 from rlsweep.trainables import ConfigError
 from rlsweep.trainables.models.encoders import CNNSpec, Encoder
 from rlsweep.trainables.models.observations import TEXT_TOKENS, ObservationLayout
-from rlsweep.trainables.models.policy import ActorCriticPolicy
+from rlsweep.trainables.models.policies import ActorCriticPolicy
 from rlsweep.trainables.ppo import PPOConfig
 from rlsweep.trainables.seeds import generators
 

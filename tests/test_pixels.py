@@ -15,7 +15,7 @@ from rlsweep.trainables.envs.build import env_spaces
 from rlsweep.trainables.models.encoders import CNNSpec
 from rlsweep.trainables.models.networks import ActorCritic, NetworkSpec
 from rlsweep.trainables.models.observations import ObservationLayout
-from rlsweep.trainables.models.policy import ActorCriticPolicy
+from rlsweep.trainables.models.policies import ActorCriticPolicy
 from rlsweep.trainables.ppo import PPOConfig
 from rlsweep.trainables.sampling.worker_group import WorkerGroup
 from rlsweep.trainables.seeds import generators

@@ -18,7 +18,7 @@ from rlsweep.trainables.envs.build import make_env
 from rlsweep.trainables.learning.sequences import episode_starts, to_sequences
 from rlsweep.trainables.models.networks import NetworkSpec
 from rlsweep.trainables.models.observations import ObservationLayout
-from rlsweep.trainables.models.policy import ActorCriticPolicy
+from rlsweep.trainables.models.policies import ActorCriticPolicy
 from rlsweep.trainables.models.recurrent import LSTMSpec, PerSeedLSTM, RecurrentActorCritic
 from rlsweep.trainables.ppo import PPOConfig
 from rlsweep.trainables.sampling.rollout_worker import RolloutWorker

@@ -21,7 +21,7 @@ from rlsweep.trainables.config import check_range
 from rlsweep.trainables.learning.optim import adam, clip_grad_norm
 from rlsweep.trainables.models.distributions import masked_logits
 from rlsweep.trainables.models.observations import MASK_KEY
-from rlsweep.trainables.models.policy import QPolicy
+from rlsweep.trainables.models.policies import QPolicy
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
 from rlsweep.trainables.sampling.rollout import Rollout
 from rlsweep.trainables.seeds import SeedMetrics

@@ -28,7 +28,7 @@ from rlsweep.trainables.learning.optim import adam, clip_grad_norm
 from rlsweep.trainables.learning.sequences import episode_starts, to_sequences
 from rlsweep.trainables.models.distributions import ACTION_SPACES
 from rlsweep.trainables.models.observations import MASK_KEY
-from rlsweep.trainables.models.policy import ActorCriticPolicy
+from rlsweep.trainables.models.policies import ActorCriticPolicy
 from rlsweep.trainables.sampling.rollout import Rollout
 from rlsweep.trainables.seeds import SeedMetrics
 

@@ -24,7 +24,7 @@ import torch
 from rlsweep.trainables.config import check_range
 from rlsweep.trainables.learning.optim import adam
 from rlsweep.trainables.models.networks import TwinQ
-from rlsweep.trainables.models.policy import SquashedGaussianPolicy
+from rlsweep.trainables.models.policies import SquashedGaussianPolicy
 from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
 from rlsweep.trainables.seeds import draw
 
