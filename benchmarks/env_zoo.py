@@ -107,7 +107,14 @@ FAMILIES = [
         "dm-control (shimmy)",
         "shimmy[dm-control]",
         "shimmy:dm_control/cartpole-balance-v0",
-        config={**PPO_SMALL, "normalize_obs": True},
+        config={
+            **PPO_SMALL,
+            "normalize_obs": True,
+            "ent_coef": 0.0,
+            "lr": 3e-4,
+            "num_epochs": 10,
+            "rollout_length": 256,
+        },
         budget=100_000,
     ),
 ]
