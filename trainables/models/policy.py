@@ -98,8 +98,8 @@ class Policy:
     ) -> None:
         """Build a one-seed policy on the CPU and act on one sampled observation, so what the
         spaces and the config cannot make together is a one-line ConfigError on the driver,
-        not a failed actor."""
-        cls.check_fits(config, observation_space, action_space)
+        not a failed actor. Run after `check_fits` (`Algorithm.check_spaces` calls it), which
+        names the config keys of the mismatches it can see without building anything."""
         policy = cls(config, observation_space, action_space, "cpu", [0])
         layout = policy.layout
         obs = {key: value[None] for key, value in layout.encode_one(observation_space.sample()).items()}
