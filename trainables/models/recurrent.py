@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -26,6 +27,15 @@ from rlsweep.trainables.models.networks import NetworkSpec
 RecurrentState = dict[str, np.ndarray]
 """What a policy remembers, by name, each [K, N, ...]; empty for a memoryless policy."""
 TensorState = dict[str, torch.Tensor]
+
+
+class MemoryInputs(Protocol):
+    """What a network with memory reads besides the observation."""
+
+    @property
+    def prev_action_dim(self) -> int: ...
+    @property
+    def prev_reward(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -113,16 +123,129 @@ def lstm_recurrence(
     return torch.stack(outputs, 2), hidden, cell
 
 
-class RecurrentActorCritic(nn.Module):
-    """PPO's network with memory: separate actor and critic networks (encoder -> MLP torso ->
-    LSTM -> a linear head), as sb3-contrib's RecurrentPPO with a critic LSTM: the value
-    loss, whose scale follows the returns, never reshapes the policy's memory. A Gaussian
-    head gets a state-independent log-std appended.
+class MemoryActorCritic(nn.Module):
+    """PPO's network with memory: separate actor and critic towers (encoder -> MLP torso ->
+    a memory core -> a linear head), as sb3-contrib's RecurrentPPO with a critic LSTM: the
+    value loss, whose scale follows the returns, never reshapes the policy's memory. A
+    Gaussian head gets a state-independent log-std appended.
 
-    The two LSTMs' recurrences run as one of 2K members (the actor's K, then the critic's
-    K), so each step is one batched step for both; the state holds both, "hidden" and
-    "cell" [K, N, 2, H] (index 0 the actor's, 1 the critic's).
+    The two towers' cores run as one core of 2K members (the actor's K, then the critic's
+    K), so each step is one batched step for both; every state entry a core carries has the
+    towers on axis 2: [K, N, 2, ...] (index 0 the actor's, 1 the critic's). Subclasses build
+    the core (`RecurrentActorCritic`: an LSTM; `attention.AttentionActorCritic`: a gated
+    transformer) and run it in `core`.
     """
+
+    carried: ClassVar[tuple[str, ...]] = ()
+    """State entries the learner reads at a sequence's first step only: the core's state,
+    which it then carries through the sequence itself."""
+
+    def __init__(self, generators: Sequence[torch.Generator], spec: NetworkSpec, inputs: MemoryInputs):
+        super().__init__()
+        self.inputs = inputs
+        self.actor_encoder = Encoder(generators, spec.layout, spec.cnn)
+        self.actor_torso = mlp(
+            generators, self.actor_encoder.out_dim, spec.hidden_sizes, None, spec.activation
+        )
+        self.critic_encoder = Encoder(generators, spec.layout, spec.cnn)
+        self.critic_torso = mlp(
+            generators, self.critic_encoder.out_dim, spec.hidden_sizes, None, spec.activation
+        )
+        width = spec.hidden_sizes[-1] if spec.hidden_sizes else self.actor_encoder.out_dim
+        self.core_in_features = width + inputs.prev_action_dim + int(inputs.prev_reward)
+        """Width of what the core reads each step: the torso's features and the extra inputs."""
+
+    def build_heads(
+        self,
+        generators: Sequence[torch.Generator],
+        core_out_features: int,
+        param_dim: int,
+        continuous: bool,
+        log_std_init: float,
+    ) -> None:
+        """The linear policy and value heads on the core's outputs (after the core, so the
+        weights draw from each seed's generator in the order the LSTM network always did)."""
+        self.actor = PerSeedLinear(generators, core_out_features, param_dim, 0.01)
+        self.critic = PerSeedLinear(generators, core_out_features, 1, 1.0)
+        self.continuous = continuous
+        if continuous:
+            self.log_std = nn.Parameter(torch.full((len(generators), 1, param_dim), log_std_init))
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each state entry's shape per env (after [K, N]): the core's, then the extra inputs."""
+        shapes = self.core_state_shapes()
+        if self.inputs.prev_action_dim:
+            shapes["prev_action"] = (self.inputs.prev_action_dim,)
+        if self.inputs.prev_reward:
+            shapes["prev_reward"] = ()
+        return shapes
+
+    def core_state_shapes(self) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def core(
+        self, x: torch.Tensor, memory: TensorState, starts: torch.Tensor | None
+    ) -> tuple[torch.Tensor, TensorState]:
+        """The core over L steps of B sequences for 2K members: inputs `x` [2K, B, L, F], the
+        core's state at step 0 from `memory` (entries [K, B, ...]), `starts` [K, B, L] ->
+        outputs [2K, B, L, H] and the core's state after the last step ([K, B, ...])."""
+        raise NotImplementedError
+
+    def unroll(
+        self, obs: TensorObs, memory: TensorState, starts: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, TensorState]:
+        """L steps of B sequences per seed: `obs` [K, B, L, ...]; `memory`: the `carried`
+        entries at the sequences' first step [K, B, >=1, ...], "prev_action" and
+        "prev_reward" at every step [K, B, L, ...]; `starts` [K, B, L] true where an episode
+        starts (the core forgets everything before that step; None: no episode starts
+        inside the sequences).
+
+        Returns the policy params [K, B, L, P], the values [K, B, L] and the core's state
+        after the last step ([K, B, ...] each).
+        """
+        batch, length = next(iter(obs.values())).shape[1:3]
+        flat = {key: value.flatten(1, 2) for key, value in obs.items()}  # [K, B*L, ...]
+        torsos = [
+            self.actor_torso(self.actor_encoder(flat)),
+            self.critic_torso(self.critic_encoder(flat)),
+        ]
+        extra = []
+        if self.inputs.prev_action_dim:
+            extra.append(memory["prev_action"])
+        if self.inputs.prev_reward:
+            extra.append(memory["prev_reward"][..., None])
+        # [2K, B, L, F]: the actor's K members, then the critic's.
+        x = torch.cat([torch.cat([t.unflatten(1, (batch, length)), *extra], -1) for t in torsos])
+        outputs, state = self.core(x, {key: memory[key][:, :, 0] for key in self.carried}, starts)
+        actor_out, critic_out = outputs.unflatten(0, (2, -1))  # [K, B, L, H] each
+        params = self.actor(actor_out)
+        if self.continuous:
+            params = torch.cat([params, self.log_std.unsqueeze(1).expand_as(params)], -1)
+        return params, self.critic(critic_out).squeeze(-1), state
+
+    def step(self, obs: TensorObs, memory: TensorState) -> tuple[torch.Tensor, torch.Tensor, TensorState]:
+        """One step for N envs per seed (entries [K, N, ...], resets already applied):
+        params [K, N, P], values [K, N] and the core's next state."""
+        one_step = {key: value.unsqueeze(2) for key, value in obs.items()}
+        memory_steps = {key: value.unsqueeze(2) for key, value in memory.items()}
+        params, values, state = self.unroll(one_step, memory_steps, None)
+        return params.squeeze(2), values.squeeze(2), state
+
+
+def members(state: torch.Tensor) -> torch.Tensor:
+    """A state entry of both towers as the 2K members': [K, B, 2, ...] -> [2K, B, ...]."""
+    return state.movedim(2, 0).flatten(0, 1)
+
+
+def towers(state: torch.Tensor) -> torch.Tensor:
+    """The inverse of `members`: [2K, B, ...] -> [K, B, 2, ...]."""
+    return state.unflatten(0, (2, -1)).movedim(0, 2)
+
+
+class RecurrentActorCritic(MemoryActorCritic):
+    """`MemoryActorCritic` with an LSTM core; its state "hidden" and "cell" [K, N, 2, H]."""
+
+    carried = ("hidden", "cell")
 
     def __init__(
         self,
@@ -133,50 +256,19 @@ class RecurrentActorCritic(nn.Module):
         continuous: bool,
         log_std_init: float = 0.0,
     ):
-        super().__init__()
+        super().__init__(generators, spec, lstm)
         self.spec = lstm
-        self.actor_encoder = Encoder(generators, spec.layout, spec.cnn)
-        self.actor_torso = mlp(
-            generators, self.actor_encoder.out_dim, spec.hidden_sizes, None, spec.activation
-        )
-        self.critic_encoder = Encoder(generators, spec.layout, spec.cnn)
-        self.critic_torso = mlp(
-            generators, self.critic_encoder.out_dim, spec.hidden_sizes, None, spec.activation
-        )
-        width = spec.hidden_sizes[-1] if spec.hidden_sizes else self.actor_encoder.out_dim
-        in_features = width + lstm.prev_action_dim + int(lstm.prev_reward)
-        self.actor_lstm = PerSeedLSTM(generators, in_features, lstm.cell_size)
-        self.critic_lstm = PerSeedLSTM(generators, in_features, lstm.cell_size)
-        self.actor = PerSeedLinear(generators, lstm.cell_size, param_dim, 0.01)
-        self.critic = PerSeedLinear(generators, lstm.cell_size, 1, 1.0)
-        self.continuous = continuous
-        if continuous:
-            self.log_std = nn.Parameter(torch.full((len(generators), 1, param_dim), log_std_init))
+        self.actor_lstm = PerSeedLSTM(generators, self.core_in_features, lstm.cell_size)
+        self.critic_lstm = PerSeedLSTM(generators, self.core_in_features, lstm.cell_size)
+        self.build_heads(generators, lstm.cell_size, param_dim, continuous, log_std_init)
 
-    def unroll(
-        self, obs: TensorObs, memory: TensorState, starts: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, TensorState]:
-        """L steps of B sequences per seed: `obs` and `memory` entries [K, B, L, ...], `starts`
-        [K, B, L] true where an episode starts (the LSTM states are zeroed before that step;
-        None: no episode starts inside the sequences).
+    def core_state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"hidden": (2, self.spec.cell_size), "cell": (2, self.spec.cell_size)}
 
-        The LSTMs start from memory's "hidden" and "cell" at step 0; "prev_action" and
-        "prev_reward" are read at every step. Returns the policy params [K, B, L, P], the
-        values [K, B, L] and the LSTMs' state after the last step ([K, B, 2, H] each).
-        """
-        batch, length = memory["hidden"].shape[1:3]
-        flat = {key: value.flatten(1, 2) for key, value in obs.items()}  # [K, B*L, ...]
-        torsos = [
-            self.actor_torso(self.actor_encoder(flat)),
-            self.critic_torso(self.critic_encoder(flat)),
-        ]
-        extra = []
-        if self.spec.prev_action_dim:
-            extra.append(memory["prev_action"])
-        if self.spec.prev_reward:
-            extra.append(memory["prev_reward"][..., None])
-        actor_in, critic_in = (torch.cat([t.unflatten(1, (batch, length)), *extra], -1) for t in torsos)
-        # [2K, ...]: the actor's K members, then the critic's.
+    def core(
+        self, x: torch.Tensor, memory: TensorState, starts: torch.Tensor | None
+    ) -> tuple[torch.Tensor, TensorState]:
+        actor_in, critic_in = x.unflatten(0, (2, -1))
         input_gates = torch.cat(
             [self.actor_lstm.input_gates(actor_in), self.critic_lstm.input_gates(critic_in)]
         )
@@ -185,25 +277,7 @@ class RecurrentActorCritic(nn.Module):
         if starts is not None:
             keep = (~starts).unsqueeze(-1).to(input_gates.dtype)
             keep = torch.cat([keep, keep])  # [2K, B, L, 1]
-
-        def members(state: torch.Tensor) -> torch.Tensor:  # [K, B, 2, H] -> [2K, B, H]
-            return state.movedim(2, 0).flatten(0, 1)
-
-        def towers(state: torch.Tensor) -> torch.Tensor:  # [2K, B, H] -> [K, B, 2, H]
-            return state.unflatten(0, (2, -1)).movedim(0, 2)
-
-        hidden, cell = members(memory["hidden"][:, :, 0]), members(memory["cell"][:, :, 0])
-        outputs, hidden, cell = lstm_recurrence(input_gates, weight_hh, hidden, cell, keep)
-        actor_out, critic_out = outputs.unflatten(0, (2, -1))  # [K, B, L, H] each
-        params = self.actor(actor_out)
-        if self.continuous:
-            params = torch.cat([params, self.log_std.unsqueeze(1).expand_as(params)], -1)
-        return params, self.critic(critic_out).squeeze(-1), {"hidden": towers(hidden), "cell": towers(cell)}
-
-    def step(self, obs: TensorObs, memory: TensorState) -> tuple[torch.Tensor, torch.Tensor, TensorState]:
-        """One step for N envs per seed (entries [K, N, ...], resets already applied):
-        params [K, N, P], values [K, N] and the next LSTM states."""
-        one_step = {key: value.unsqueeze(2) for key, value in obs.items()}
-        memory_steps = {key: value.unsqueeze(2) for key, value in memory.items()}
-        params, values, state = self.unroll(one_step, memory_steps, None)
-        return params.squeeze(2), values.squeeze(2), state
+        outputs, hidden, cell = lstm_recurrence(
+            input_gates, weight_hh, members(memory["hidden"]), members(memory["cell"]), keep
+        )
+        return outputs, {"hidden": towers(hidden), "cell": towers(cell)}
