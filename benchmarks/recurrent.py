@@ -1,4 +1,5 @@
-"""Policies with memory: PPO with an LSTM against the same PPO without memory, same run.
+"""Policies with memory: PPO with an LSTM and with attention (a gated transformer) against
+the same PPO without memory, same run.
 
     python benchmarks/recurrent.py              # every table, one seed each
     python benchmarks/recurrent.py --seeds 3 --only stateless_cartpole
@@ -9,12 +10,14 @@ Three tables, each contender trained in a fresh process, one after the other:
                       evaluation (20 deterministic episodes, every 5 iterations) reaching 450,
                       within 500k env steps; the memoryless run trains the whole budget and
                       reports its best evaluation.
-  memory_cue          rlsweep/MemoryCue-v0 with the cue 10 steps before the answer: the first
-                      evaluation (50 deterministic episodes) with 95% right answers, within
-                      100k env steps; a memoryless policy is at chance, 0.5.
+  memory_cue          rlsweep/MemoryCue-v0 with the cue 10, then 20, steps before the answer:
+                      the first evaluation (50 deterministic episodes) with 95% right
+                      answers, within 100k env steps; a memoryless policy is at chance, 0.5.
+                      The attention net attends to the last 32 steps.
   throughput          CartPole-v1, the same sampler (in-process worker, 16 envs) and learner
                       settings: env steps/s of sampling alone and of training (sampling plus
-                      learning), the LSTM's against the MLP's.
+                      learning), the LSTM's and the attention net's (default size) against
+                      the MLP's.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ SHARED = {
     "lstm_cell_size": 64,
 }
 LSTM = {"use_lstm": True}
+ATTENTION = {"use_attention": True}
 MEMORYLESS = {"use_lstm": False}
 
 STATELESS_CARTPOLE = {**SHARED, "env": "rlsweep/StatelessCartPole-v1", "evaluation_num_episodes": 20}
@@ -52,6 +56,8 @@ MEMORY_CUE = {
     "evaluation_num_episodes": 50,
 }
 MEMORY_CUE_TARGET, MEMORY_CUE_BUDGET = 0.95, 100_000
+CUE_DISTANCES = (10, 20)
+CUE_ATTENTION = {**ATTENTION, "attention_memory": 32}
 THROUGHPUT = {**SHARED, "env": "CartPole-v1", "evaluation_interval": 0}
 THROUGHPUT_STEPS = 40_000
 
@@ -119,16 +125,25 @@ def stateless_cartpole(seeds: int) -> None:
 
 
 def memory_cue(seeds: int) -> None:
-    print(
-        f"\nMemoryCue (cue 10 steps before the answer): first evaluation with >= {MEMORY_CUE_TARGET:.0%} "
-        f"right answers within {MEMORY_CUE_BUDGET:,} env steps"
-    )
-    print("| contender | seed | reached 95% at (env steps) | last evaluation | best evaluation | wall s |")
-    print("|---|---|---|---|---|---|")
-    for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
-        for seed in range(seeds):
-            result = run({**MEMORY_CUE, **model, "seed": seed}, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET)
-            print(_row(name, seed, result, "{:.0%}"), flush=True)
+    for distance in CUE_DISTANCES:
+        print(
+            f"\nMemoryCue (cue {distance} steps before the answer): first evaluation with "
+            f">= {MEMORY_CUE_TARGET:.0%} right answers within {MEMORY_CUE_BUDGET:,} env steps"
+        )
+        print(
+            "| contender | seed | reached 95% at (env steps) | last evaluation | best evaluation | wall s |"
+        )
+        print("|---|---|---|---|---|---|")
+        contenders = (
+            ("PPO + LSTM", LSTM),
+            ("PPO + attention", CUE_ATTENTION),
+            ("PPO, no memory", MEMORYLESS),
+        )
+        for name, model in contenders:
+            for seed in range(seeds):
+                config = {**MEMORY_CUE, "env_config": {"cue_distance": distance}, **model, "seed": seed}
+                result = run(config, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET)
+                print(_row(name, seed, result, "{:.0%}"), flush=True)
 
 
 def _row(name: str, seed: int, result: dict[str, float], score: str) -> str:
@@ -142,7 +157,7 @@ def throughput(seeds: int) -> None:
     print(f"\nThroughput on CartPole-v1 ({THROUGHPUT_STEPS:,} env steps, same sampler and learner settings)")
     runs = {
         name: [run({**THROUGHPUT, **model, "seed": seed}, THROUGHPUT_STEPS, None) for seed in range(seeds)]
-        for name, model in (("MLP", MEMORYLESS), ("LSTM", LSTM))
+        for name, model in (("MLP", MEMORYLESS), ("LSTM", LSTM), ("attention", ATTENTION))
     }
     print("| model | sampling env steps/s | training env steps/s | cost vs MLP: sampling | training |")
     print("|---|---|---|---|---|")
