@@ -20,7 +20,7 @@ from rlsweep.trainables.models.attention import AttentionActorCritic, AttentionS
 from rlsweep.trainables.models.networks import NetworkSpec
 from rlsweep.trainables.models.observations import ObservationLayout
 from rlsweep.trainables.models.policies import ActorCriticPolicy
-from rlsweep.trainables.models.recurrent import LSTMSpec, PerSeedLSTM, RecurrentActorCritic
+from rlsweep.trainables.models.recurrent import LSTMRecurrence, LSTMSpec, PerSeedLSTM, RecurrentActorCritic
 from rlsweep.trainables.ppo import PPOConfig
 from rlsweep.trainables.sampling.rollout_worker import RolloutWorker
 from rlsweep.trainables.seeds import generators
@@ -55,6 +55,20 @@ def test_per_seed_lstm_computes_torchs_lstm():
     expected_outputs, (_, expected_cell) = reference(x[1], (h[1][None], c[1][None]))
     torch.testing.assert_close(outputs[1], expected_outputs)
     torch.testing.assert_close(cell[1], expected_cell[0])
+
+
+@pytest.mark.parametrize("resets", [True, False], ids=["with resets", "without"])
+def test_lstm_recurrence_gradient_matches_finite_differences(resets):
+    generator = torch.Generator().manual_seed(0)
+    members, batch, length, size = 2, 3, 5, 4
+
+    def tensor(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, dtype=torch.double).requires_grad_()
+
+    keep = (torch.rand(members, batch, length, 1, generator=generator) > 0.3).double() if resets else None
+    inputs = (tensor(members, batch, length, 4 * size), tensor(members, size, 4 * size))
+    state = (tensor(members, batch, size), tensor(members, batch, size))
+    assert torch.autograd.gradcheck(LSTMRecurrence.apply, (*inputs, *state, keep))
 
 
 def test_stateless_cartpole_hides_the_velocities():

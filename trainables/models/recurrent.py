@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -107,20 +107,113 @@ def lstm_recurrence(
     cell: torch.Tensor,
     keep: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The sequential part of M LSTMs: input gates [M, B, L, 4H], recurrent weights
-    [M, H, 4H], the state (hidden, cell) [M, B, H] and `keep` [M, B, L, 1] (0 resets the
-    state before that step; None when no step does) -> outputs [M, B, L, H] and the state
-    after the last step."""
-    outputs = []
+    """The sequential part of M LSTMs: input gates [M, B, L, 4H] (torch's gate order i, f,
+    g, o), recurrent weights [M, H, 4H], the state (hidden, cell) [M, B, H] and `keep`
+    [M, B, L, 1] (0 resets the state before that step; None when no step does) -> outputs
+    [M, B, L, H] and the state after the last step.
+
+    With gradients, backpropagation through time runs as one autograd node with the
+    gradient written out (`LSTMRecurrence`): autograd's bookkeeping of a dozen tiny ops per
+    step cost more than their arithmetic."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (input_gates, weight_hh, hidden, cell)):
+        return LSTMRecurrence.apply(input_gates, weight_hh, hidden, cell, keep)
+    outputs, hidden, cell, _ = _lstm_steps(input_gates, weight_hh, hidden, cell, keep, save=False)
+    return outputs, hidden, cell
+
+
+def _lstm_steps(
+    input_gates: torch.Tensor,
+    weight_hh: torch.Tensor,
+    hidden: torch.Tensor,
+    cell: torch.Tensor,
+    keep: torch.Tensor | None,
+    save: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """`lstm_recurrence`'s loop; with `save`, also what its gradient needs, each [M, B, L, ...]:
+    the gates' activations (the candidate's as sigmoid(2g), tanh(g) = 2 sigmoid(2g) - 1, so
+    one sigmoid serves all four), the state each step started from (after resets) and
+    tanh of each step's cell."""
+    size = weight_hh.shape[1]
+    # Doubling the candidate's pre-activation lets one sigmoid per step compute every gate.
+    scale = torch.ones(4 * size, dtype=input_gates.dtype, device=input_gates.device)
+    scale[2 * size : 3 * size] = 2.0
+    input_gates, weight_hh = input_gates * scale, weight_hh * scale
+    outputs, activations, hiddens, cells, tanh_cells = [], [], [], [], []
     for t in range(input_gates.shape[2]):
         if keep is not None:
-            hidden, cell = keep[:, :, t] * hidden, keep[:, :, t] * cell
-        gates = input_gates[:, :, t] + torch.bmm(hidden, weight_hh)
+            hidden, cell = hidden * keep[:, :, t], cell * keep[:, :, t]
+        gates = torch.baddbmm(input_gates[:, :, t], hidden, weight_hh).sigmoid_()
         input_gate, forget_gate, candidate, output_gate = gates.chunk(4, -1)
-        cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
-        hidden = torch.sigmoid(output_gate) * torch.tanh(cell)
+        if save:
+            activations.append(gates)
+            hiddens.append(hidden)
+            cells.append(cell)
+        cell = torch.addcmul(forget_gate * cell, input_gate, candidate * 2 - 1)
+        tanh_cell = torch.tanh(cell)
+        hidden = output_gate * tanh_cell
         outputs.append(hidden)
-    return torch.stack(outputs, 2), hidden, cell
+        tanh_cells.append(tanh_cell)
+    saved = tuple(torch.stack(part, 2) for part in (activations, hiddens, cells, tanh_cells)) if save else ()
+    return torch.stack(outputs, 2), hidden, cell, saved
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    """`lstm_recurrence` with its backward pass written out. Per step t, going back, with
+    dh, dc the gradients reaching the step's hidden and cell outputs:
+
+        dc     += dh * o * (1 - tanh(c)^2)
+        dgates  = [dc * g * i(1-i), dc * c_prev * f(1-f), dc * i * (1-g^2), dh * tanh(c) * o(1-o)]
+        dh_prev = keep * dgates @ W_hh^T,   dc_prev = keep * dc * f
+
+    and dW_hh = sum over steps of h_prev^T @ dgates, as one batched matmul at the end."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        input_gates: torch.Tensor,
+        weight_hh: torch.Tensor,
+        hidden: torch.Tensor,
+        cell: torch.Tensor,
+        keep: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        outputs, hidden, cell, saved = _lstm_steps(input_gates, weight_hh, hidden, cell, keep, save=True)
+        ctx.save_for_backward(weight_hh, keep if keep is not None else torch.empty(0), *saved)
+        ctx.has_keep = keep is not None
+        return outputs, hidden, cell
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad_outputs: torch.Tensor, grad_hidden: torch.Tensor, grad_cell: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        weight_hh, keep, activations, hiddens, cells, tanh_cells = ctx.saved_tensors
+        input_gate, forget_gate, candidate, output_gate = activations.chunk(4, -1)
+        candidate = candidate * 2 - 1  # back to tanh(g)
+        # Everything that does not depend on the gradient flowing back, for all steps at once.
+        output_term = output_gate * (1 - tanh_cells * tanh_cells)  # [M, B, L, H]
+        factors = torch.cat(
+            [
+                candidate * input_gate * (1 - input_gate),
+                cells * forget_gate * (1 - forget_gate),
+                input_gate * (1 - candidate * candidate),
+                tanh_cells * output_gate * (1 - output_gate),
+            ],
+            -1,
+        )  # [M, B, L, 4H]
+        carry = forget_gate * keep if ctx.has_keep else forget_gate
+        weight_t = weight_hh.transpose(1, 2)
+        grad_gates = [None] * grad_outputs.shape[2]
+        dh, dc = grad_hidden, grad_cell
+        for t in reversed(range(grad_outputs.shape[2])):
+            dh = dh + grad_outputs[:, :, t]
+            dc = torch.addcmul(dc, dh, output_term[:, :, t])
+            grad_gates[t] = torch.cat([dc, dc, dc, dh], -1) * factors[:, :, t]
+            dh = torch.bmm(grad_gates[t], weight_t)
+            if ctx.has_keep:
+                dh = dh * keep[:, :, t]
+            dc = dc * carry[:, :, t]
+        grad_input_gates = torch.stack(grad_gates, 2)  # [M, B, L, 4H]
+        grad_weight = torch.bmm(hiddens.flatten(1, 2).transpose(1, 2), grad_input_gates.flatten(1, 2))
+        return grad_input_gates, grad_weight, dh, dc, None
 
 
 class MemoryActorCritic(nn.Module):
