@@ -17,7 +17,7 @@ Three tables, each contender trained in a fresh process, one after the other:
   throughput          CartPole-v1, the same sampler (in-process worker, 16 envs) and learner
                       settings: env steps/s of sampling alone and of training (sampling plus
                       learning), the LSTM's and the attention net's (default size) against
-                      the MLP's.
+                      the MLP's; one process trains the three, an iteration of each in turn.
 """
 
 from __future__ import annotations
@@ -153,21 +153,54 @@ def _row(name: str, seed: int, result: dict[str, float], score: str) -> str:
     return f"| {name} | {seed} | {reached} | {last} | {best} | {result['wall_s']:.0f} |"
 
 
-def throughput(seeds: int) -> None:
-    print(f"\nThroughput on CartPole-v1 ({THROUGHPUT_STEPS:,} env steps, same sampler and learner settings)")
-    runs = {
-        name: [run({**THROUGHPUT, **model, "seed": seed}, THROUGHPUT_STEPS, None) for seed in range(seeds)]
-        for name, model in (("MLP", MEMORYLESS), ("LSTM", LSTM), ("attention", ATTENTION))
+def interleaved_rates(models: dict[str, dict[str, Any]], iterations: int) -> dict[str, dict[str, float]]:
+    """Train each model's PPO for `iterations` iterations in this process, one iteration of each
+    in turn, so that a change in the machine's load hits every model alike; env steps/s of
+    sampling alone and of training (sampling plus learning), per model."""
+    import torch
+
+    from rlsweep.trainables.ppo import PPO
+
+    torch.set_num_threads(1)
+    algos = {name: PPO(config={**THROUGHPUT, **model}) for name, model in models.items()}
+    times = {name: {"sample": 0.0, "learn": 0.0, "steps": 0} for name in models}
+    totals = dict.fromkeys(models, 0)
+    for iteration in range(iterations + 1):
+        for name, algo in algos.items():
+            result = algo.train()
+            steps, totals[name] = result["timesteps_total"] - totals[name], result["timesteps_total"]
+            if iteration == 0:  # warm-up: first calls allocate and build
+                continue
+            times[name]["sample"] += result["sample_time_s"]
+            times[name]["learn"] += result["learn_time_s"]
+            times[name]["steps"] += steps
+    for algo in algos.values():
+        algo.stop()
+    return {
+        name: {
+            "sample_steps_per_s": t["steps"] / t["sample"],
+            "train_steps_per_s": t["steps"] / (t["sample"] + t["learn"]),
+        }
+        for name, t in times.items()
     }
+
+
+def throughput(seeds: int) -> None:
+    batch = THROUGHPUT["num_envs_per_worker"] * THROUGHPUT["rollout_length"]
+    iterations = THROUGHPUT_STEPS // batch
+    print(
+        f"\nThroughput on CartPole-v1 ({iterations * batch:,} env steps each, same sampler and learner "
+        "settings, the models' iterations interleaved in one process)"
+    )
+    models = {"MLP": MEMORYLESS, "LSTM": LSTM, "attention": ATTENTION}
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        rates = pool.submit(interleaved_rates, models, iterations).result()
     print("| model | sampling env steps/s | training env steps/s | cost vs MLP: sampling | training |")
     print("|---|---|---|---|---|")
-    mlp_sample, mlp_train = (
-        median(runs["MLP"], "sample_steps_per_s"),
-        median(runs["MLP"], "train_steps_per_s"),
-    )
-    for name, results in runs.items():
-        sample, training = median(results, "sample_steps_per_s"), median(results, "train_steps_per_s")
-        costs = f"{mlp_sample / sample:.2f}x | {mlp_train / training:.2f}x"
+    mlp = rates["MLP"]
+    for name, rate in rates.items():
+        sample, training = rate["sample_steps_per_s"], rate["train_steps_per_s"]
+        costs = f"{mlp['sample_steps_per_s'] / sample:.2f}x | {mlp['train_steps_per_s'] / training:.2f}x"
         print(f"| {name} | {sample:,.0f} | {training:,.0f} | {costs} |")
 
 
