@@ -118,7 +118,8 @@ def stateless_cartpole(seeds: int) -> None:
     )
     print("| contender | seed | reached 450 at (env steps) | last evaluation | best evaluation | wall s |")
     print("|---|---|---|---|---|---|")
-    for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
+    contenders = (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS), ("PPO + attention", ATTENTION))
+    for name, model in contenders:
         for seed in range(seeds):
             result = run({**STATELESS_CARTPOLE, **model, "seed": seed}, STATELESS_BUDGET, STATELESS_TARGET)
             print(_row(name, seed, result, "{:.1f}"), flush=True)
