@@ -6,7 +6,7 @@ the same PPO without memory, same run.
 
 Three tables, each contender trained in a fresh process, one after the other:
 
-  stateless_cartpole  rlsweep/StatelessCartPole-v1 (CartPole without velocities): the first
+  stateless_cartpole  rlsweep/StatelessCartPole-v1 (CartPole without velocities): each model's first
                       evaluation (20 deterministic episodes, every 5 iterations) reaching 450,
                       within 500k env steps; the memoryless run trains the whole budget and
                       reports its best evaluation.
