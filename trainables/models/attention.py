@@ -143,6 +143,12 @@ def attention_masks(
     """
     num_seeds, batch, size = memory_valid.shape
     device = memory_valid.device
+    if starts is None and length == 1:  # one step, as when acting: every slot that holds a step
+        holds_step = torch.cat(
+            [memory_valid > 0.5, torch.ones(num_seeds, batch, 1, dtype=torch.bool, device=device)], -1
+        )
+        distance = torch.arange(size, -1, -1, device=device)[None]  # [1, M+1]
+        return holds_step[:, :, None], distance, holds_step[:, :, 1:].to(memory_valid.dtype)
     if starts is None:
         starts = torch.zeros(num_seeds, batch, length, dtype=torch.bool, device=device)
     # Episode index of each key: memory slots are in the first episode, 0.
