@@ -1,20 +1,23 @@
-"""Policies with memory: PPO with an LSTM against the same PPO without memory, same run.
+"""Policies with memory: PPO with an LSTM and with attention (a gated transformer) against
+the same PPO without memory, same run.
 
     python benchmarks/recurrent.py              # every table, one seed each
     python benchmarks/recurrent.py --seeds 3 --only stateless_cartpole
 
 Three tables, each contender trained in a fresh process, one after the other:
 
-  stateless_cartpole  rlsweep/StatelessCartPole-v1 (CartPole without velocities): the first
+  stateless_cartpole  rlsweep/StatelessCartPole-v1 (CartPole without velocities): each model's first
                       evaluation (20 deterministic episodes, every 5 iterations) reaching 450,
                       within 500k env steps; the memoryless run trains the whole budget and
                       reports its best evaluation.
-  memory_cue          rlsweep/MemoryCue-v0 with the cue 10 steps before the answer: the first
-                      evaluation (50 deterministic episodes) with 95% right answers, within
-                      100k env steps; a memoryless policy is at chance, 0.5.
+  memory_cue          rlsweep/MemoryCue-v0 with the cue 10, then 20, steps before the answer:
+                      the first evaluation (50 deterministic episodes) with 95% right
+                      answers, within 100k env steps; a memoryless policy is at chance, 0.5.
+                      The attention net attends to the last 32 steps.
   throughput          CartPole-v1, the same sampler (in-process worker, 16 envs) and learner
                       settings: env steps/s of sampling alone and of training (sampling plus
-                      learning), the LSTM's against the MLP's.
+                      learning), the LSTM's and the attention net's (default size) against
+                      the MLP's; one process trains the three, an iteration of each in turn.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ SHARED = {
     "lstm_cell_size": 64,
 }
 LSTM = {"use_lstm": True}
+ATTENTION = {"use_attention": True}
 MEMORYLESS = {"use_lstm": False}
 
 STATELESS_CARTPOLE = {**SHARED, "env": "rlsweep/StatelessCartPole-v1", "evaluation_num_episodes": 20}
@@ -52,6 +56,8 @@ MEMORY_CUE = {
     "evaluation_num_episodes": 50,
 }
 MEMORY_CUE_TARGET, MEMORY_CUE_BUDGET = 0.95, 100_000
+CUE_DISTANCES = (10, 20)
+CUE_ATTENTION = {**ATTENTION, "attention_memory": 32}
 THROUGHPUT = {**SHARED, "env": "CartPole-v1", "evaluation_interval": 0}
 THROUGHPUT_STEPS = 40_000
 
@@ -112,23 +118,33 @@ def stateless_cartpole(seeds: int) -> None:
     )
     print("| contender | seed | reached 450 at (env steps) | last evaluation | best evaluation | wall s |")
     print("|---|---|---|---|---|---|")
-    for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
+    contenders = (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS), ("PPO + attention", ATTENTION))
+    for name, model in contenders:
         for seed in range(seeds):
             result = run({**STATELESS_CARTPOLE, **model, "seed": seed}, STATELESS_BUDGET, STATELESS_TARGET)
             print(_row(name, seed, result, "{:.1f}"), flush=True)
 
 
 def memory_cue(seeds: int) -> None:
-    print(
-        f"\nMemoryCue (cue 10 steps before the answer): first evaluation with >= {MEMORY_CUE_TARGET:.0%} "
-        f"right answers within {MEMORY_CUE_BUDGET:,} env steps"
-    )
-    print("| contender | seed | reached 95% at (env steps) | last evaluation | best evaluation | wall s |")
-    print("|---|---|---|---|---|---|")
-    for name, model in (("PPO + LSTM", LSTM), ("PPO, no memory", MEMORYLESS)):
-        for seed in range(seeds):
-            result = run({**MEMORY_CUE, **model, "seed": seed}, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET)
-            print(_row(name, seed, result, "{:.0%}"), flush=True)
+    for distance in CUE_DISTANCES:
+        print(
+            f"\nMemoryCue (cue {distance} steps before the answer): first evaluation with "
+            f">= {MEMORY_CUE_TARGET:.0%} right answers within {MEMORY_CUE_BUDGET:,} env steps"
+        )
+        print(
+            "| contender | seed | reached 95% at (env steps) | last evaluation | best evaluation | wall s |"
+        )
+        print("|---|---|---|---|---|---|")
+        contenders = (
+            ("PPO + LSTM", LSTM),
+            ("PPO + attention", CUE_ATTENTION),
+            ("PPO, no memory", MEMORYLESS),
+        )
+        for name, model in contenders:
+            for seed in range(seeds):
+                config = {**MEMORY_CUE, "env_config": {"cue_distance": distance}, **model, "seed": seed}
+                result = run(config, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET)
+                print(_row(name, seed, result, "{:.0%}"), flush=True)
 
 
 def _row(name: str, seed: int, result: dict[str, float], score: str) -> str:
@@ -138,21 +154,54 @@ def _row(name: str, seed: int, result: dict[str, float], score: str) -> str:
     return f"| {name} | {seed} | {reached} | {last} | {best} | {result['wall_s']:.0f} |"
 
 
-def throughput(seeds: int) -> None:
-    print(f"\nThroughput on CartPole-v1 ({THROUGHPUT_STEPS:,} env steps, same sampler and learner settings)")
-    runs = {
-        name: [run({**THROUGHPUT, **model, "seed": seed}, THROUGHPUT_STEPS, None) for seed in range(seeds)]
-        for name, model in (("MLP", MEMORYLESS), ("LSTM", LSTM))
+def interleaved_rates(models: dict[str, dict[str, Any]], iterations: int) -> dict[str, dict[str, float]]:
+    """Train each model's PPO for `iterations` iterations in this process, one iteration of each
+    in turn, so that a change in the machine's load hits every model alike; env steps/s of
+    sampling alone and of training (sampling plus learning), per model."""
+    import torch
+
+    from rlsweep.trainables.ppo import PPO
+
+    torch.set_num_threads(1)
+    algos = {name: PPO(config={**THROUGHPUT, **model}) for name, model in models.items()}
+    times = {name: {"sample": 0.0, "learn": 0.0, "steps": 0} for name in models}
+    totals = dict.fromkeys(models, 0)
+    for iteration in range(iterations + 1):
+        for name, algo in algos.items():
+            result = algo.train()
+            steps, totals[name] = result["timesteps_total"] - totals[name], result["timesteps_total"]
+            if iteration == 0:  # warm-up: first calls allocate and build
+                continue
+            times[name]["sample"] += result["sample_time_s"]
+            times[name]["learn"] += result["learn_time_s"]
+            times[name]["steps"] += steps
+    for algo in algos.values():
+        algo.stop()
+    return {
+        name: {
+            "sample_steps_per_s": t["steps"] / t["sample"],
+            "train_steps_per_s": t["steps"] / (t["sample"] + t["learn"]),
+        }
+        for name, t in times.items()
     }
+
+
+def throughput(seeds: int) -> None:
+    batch = THROUGHPUT["num_envs_per_worker"] * THROUGHPUT["rollout_length"]
+    iterations = THROUGHPUT_STEPS // batch
+    print(
+        f"\nThroughput on CartPole-v1 ({iterations * batch:,} env steps each, same sampler and learner "
+        "settings, the models' iterations interleaved in one process)"
+    )
+    models = {"MLP": MEMORYLESS, "LSTM": LSTM, "attention": ATTENTION}
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        rates = pool.submit(interleaved_rates, models, iterations).result()
     print("| model | sampling env steps/s | training env steps/s | cost vs MLP: sampling | training |")
     print("|---|---|---|---|---|")
-    mlp_sample, mlp_train = (
-        median(runs["MLP"], "sample_steps_per_s"),
-        median(runs["MLP"], "train_steps_per_s"),
-    )
-    for name, results in runs.items():
-        sample, training = median(results, "sample_steps_per_s"), median(results, "train_steps_per_s")
-        costs = f"{mlp_sample / sample:.2f}x | {mlp_train / training:.2f}x"
+    mlp = rates["MLP"]
+    for name, rate in rates.items():
+        sample, training = rate["sample_steps_per_s"], rate["train_steps_per_s"]
+        costs = f"{mlp['sample_steps_per_s'] / sample:.2f}x | {mlp['train_steps_per_s'] / training:.2f}x"
         print(f"| {name} | {sample:,.0f} | {training:,.0f} | {costs} |")
 
 

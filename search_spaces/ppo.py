@@ -59,13 +59,18 @@ def _ppo_params(config: dict[str, Any]) -> dict[str, Any]:
 
 @search_space
 def ppo_memory(trial: optuna.Trial) -> dict[str, Any]:
-    """The `ppo` space plus a policy's memory: with or without an LSTM, its size, whether it
+    """The `ppo` space plus a policy's memory: an LSTM, an attention net (use_attention, over
+    the last attention_memory steps) or neither; the LSTM's size, whether it
     sees the previous action, and the sequence length it learns through (never longer
     than the rollout, so every sample is valid)."""
     config = ppo.sample(trial)
+    use_lstm = trial.suggest_categorical("use_lstm", [True, False])
     return {
         **config,
-        "use_lstm": trial.suggest_categorical("use_lstm", [True, False]),
+        "use_lstm": use_lstm,
+        # One memory at most: attention is a choice only for trials without the LSTM.
+        "use_attention": not use_lstm and trial.suggest_categorical("use_attention", [True, False]),
+        "attention_memory": trial.suggest_categorical("attention_memory", [8, 16, 32]),
         "lstm_cell_size": trial.suggest_categorical("lstm_cell_size", [32, 64, 128, 256]),
         "lstm_use_prev_action": trial.suggest_categorical("lstm_use_prev_action", [False, True]),
         "max_seq_len": min(

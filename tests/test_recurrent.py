@@ -1,5 +1,5 @@
-"""Policies with memory: the LSTM's math, its state in the samplers, sequence minibatches,
-checkpoints, bad configs, and the cue task only memory solves."""
+"""Policies with memory: the LSTM's and the attention net's math, their state in the
+samplers, sequence minibatches, checkpoints, bad configs, and the cue task only memory solves."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from rlsweep.trainables.config import build_config
 from rlsweep.trainables.dqn import DQNConfig
 from rlsweep.trainables.envs.build import make_env
 from rlsweep.trainables.learning.sequences import episode_starts, to_sequences
+from rlsweep.trainables.models.attention import AttentionActorCritic, AttentionSpec, attention_masks
 from rlsweep.trainables.models.networks import NetworkSpec
 from rlsweep.trainables.models.observations import ObservationLayout
 from rlsweep.trainables.models.policies import ActorCriticPolicy
-from rlsweep.trainables.models.recurrent import LSTMSpec, PerSeedLSTM, RecurrentActorCritic
+from rlsweep.trainables.models.recurrent import LSTMRecurrence, LSTMSpec, PerSeedLSTM, RecurrentActorCritic
 from rlsweep.trainables.ppo import PPOConfig
 from rlsweep.trainables.sampling.rollout_worker import RolloutWorker
 from rlsweep.trainables.seeds import generators
@@ -35,6 +36,8 @@ CUE_TASK = {
     "evaluation_interval": 0,
 }
 LSTM = {"use_lstm": True, "lstm_cell_size": 32, "max_seq_len": 8}
+ATTENTION = {"use_attention": True, "attention_memory": 6, "attention_dim": 32, "max_seq_len": 8}
+MEMORIES = pytest.mark.parametrize("memory", [LSTM, ATTENTION], ids=["lstm", "attention"])
 
 
 def test_per_seed_lstm_computes_torchs_lstm():
@@ -54,6 +57,20 @@ def test_per_seed_lstm_computes_torchs_lstm():
     torch.testing.assert_close(cell[1], expected_cell[0])
 
 
+@pytest.mark.parametrize("resets", [True, False], ids=["with resets", "without"])
+def test_lstm_recurrence_gradient_matches_finite_differences(resets):
+    generator = torch.Generator().manual_seed(0)
+    members, batch, length, size = 2, 2, 4, 2
+
+    def tensor(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, dtype=torch.double).requires_grad_()
+
+    keep = (torch.rand(members, batch, length, 1, generator=generator) > 0.3).double() if resets else None
+    inputs = (tensor(members, batch, length, 4 * size), tensor(members, size, 4 * size))
+    state = (tensor(members, batch, size), tensor(members, batch, size))
+    assert torch.autograd.gradcheck(LSTMRecurrence.apply, (*inputs, *state, keep))
+
+
 def test_stateless_cartpole_hides_the_velocities():
     env = make_env("rlsweep/StatelessCartPole-v1")
     obs, _ = env.reset(seed=0)
@@ -67,8 +84,9 @@ def _cue_policy(config: dict, num_seeds: int = 1) -> functools.partial:
     return functools.partial(ActorCriticPolicy, cfg, env.observation_space, env.action_space, "cpu", seeds)
 
 
-def test_worker_resets_the_memory_where_episodes_start_and_only_there():
-    worker = RolloutWorker(CUE, {"cue_distance": 3}, 4, [0, 1], _cue_policy(LSTM, num_seeds=2))
+@MEMORIES
+def test_worker_resets_the_memory_where_episodes_start_and_only_there(memory):
+    worker = RolloutWorker(CUE, {"cue_distance": 3}, 4, [0, 1], _cue_policy(memory, num_seeds=2))
     weights = worker.policy.get_weights()
     for _ in range(2):  # the state carries across rollouts too
         rollout = worker.sample(weights, 13)
@@ -92,12 +110,14 @@ def test_an_episode_starts_after_each_autoreset_step():
     assert episode_starts(valid)[:, 0, 0].tolist() == [False, False, False, True, False, True]
 
 
-def _lstm_trainer(**config) -> PPO:
-    return PPO(config={**CUE_TASK, **LSTM, **config})
+def _lstm_trainer(memory: dict = LSTM, **config) -> PPO:
+    return PPO(config={**CUE_TASK, **memory, **config})
 
 
-def test_padded_and_autoreset_steps_never_contribute_to_the_loss():
-    algo = _lstm_trainer(rollout_length=10, max_seq_len=4)  # 10 steps: sequences 4 + 4 + 2 padded
+@MEMORIES
+def test_padded_and_autoreset_steps_never_contribute_to_the_loss(memory):
+    # 10 steps: sequences 4 + 4 + 2 padded
+    algo = _lstm_trainer(memory, rollout_length=10, max_seq_len=4)
     batch = algo._batch(algo.workers.sample(algo.sampling_weights(), 10))
     invalid = ~batch["valid"]
     assert invalid[:, 2::3, 2:].all()  # each env's last sequence ends in padding
@@ -169,8 +189,9 @@ def test_truncated_bptt_gradient_equals_a_hand_rolled_loop():
     torch.testing.assert_close(network.critic_lstm.weight_hh.grad[0], expected_hh)
 
 
-def test_checkpoint_restores_a_policy_that_acts_with_its_state(tmp_path):
-    algo = _lstm_trainer(lstm_use_prev_action=True, lstm_use_prev_reward=True)
+@MEMORIES
+def test_checkpoint_restores_a_policy_that_acts_with_its_state(tmp_path, memory):
+    algo = _lstm_trainer(memory, lstm_use_prev_action=True, lstm_use_prev_reward=True)
     algo.train()
     policy = load_policy(algo.save(str(tmp_path / "ckpt")).checkpoint.path)
     env = make_env(CUE, CUE_TASK["env_config"])
@@ -183,7 +204,8 @@ def test_checkpoint_restores_a_policy_that_acts_with_its_state(tmp_path):
         encoded = {key: value[None] for key, value in algo.policy.layout.encode_one(obs).items()}
         trained_actions, trained_state = algo.policy.compute_actions(encoded, trained_state)
         assert action == trained_actions[0, 0]
-        np.testing.assert_allclose(state["hidden"], trained_state["hidden"])
+        for key, value in trained_state.items():
+            np.testing.assert_allclose(state[key], value, rtol=1e-5, atol=1e-6)
         obs, reward, terminated, truncated, _ = env.step(action)
         done = terminated or truncated
     with pytest.raises(ValueError, match="has memory"):
@@ -203,6 +225,78 @@ def _cue_success(config: dict, iterations: int) -> float:
 def test_memoryless_policy_stays_at_chance_on_the_cue_task_while_the_lstm_solves_it():
     assert _cue_success(LSTM, 15) >= 0.95
     assert _cue_success({}, 15) <= 0.75  # chance is 0.5
+
+
+def test_attention_policy_solves_the_cue_task():
+    assert _cue_success(ATTENTION, 8) >= 0.95
+
+
+def test_attention_reads_the_last_m_steps_of_the_episode_only():
+    # Memory of M=2 slots, the older one empty; a sequence of 4 steps, an episode starting at step 2.
+    allowed, distance, next_valid = attention_masks(
+        torch.tensor([[[0.0, 1.0]]]), torch.tensor([[[False, False, True, False]]]), 4
+    )
+    # Keys: slot 0, slot 1, steps 0..3. Step 0 reads slot 1 and itself; step 1 slot 1 (2 steps
+    # back), step 0 and itself; step 2 starts an episode: itself only; step 3 steps 2 and 3.
+    assert allowed[0, 0].int().tolist() == [
+        [0, 1, 1, 0, 0, 0],
+        [0, 1, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 1, 1],
+    ]
+    assert distance[3].tolist() == [2, 2, 2, 2, 1, 0]  # clamped at M for keys out of reach
+    assert next_valid[0, 0].tolist() == [1.0, 1.0]  # after step 3: steps 2 and 3, this episode's
+
+
+def _attention_network(num_layers: int = 2) -> AttentionActorCritic:
+    layout = ObservationLayout.of(make_env(CUE, {"cue_distance": 4}).observation_space)
+    spec = NetworkSpec(layout, (8,), "tanh", None)
+    attention = AttentionSpec(
+        memory=3, dim=8, num_heads=2, num_layers=num_layers, prev_action_dim=0, prev_reward=False
+    )
+    return AttentionActorCritic(generators([0, 1]), spec, attention, 2, False)
+
+
+def _zero_memory(network: AttentionActorCritic, batch: int) -> dict[str, torch.Tensor]:
+    """The transformer's empty state for 2 seeds' `batch` envs: entries [K=2, B, ...]."""
+    return {key: torch.zeros(2, batch, *shape) for key, shape in network.core_state_shapes().items()}
+
+
+def _at_first_step(memory: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state [K, B, ...] as `unroll` reads it, at the sequences' first step [K, B, 1, ...]."""
+    return {key: value.unsqueeze(2) for key, value in memory.items()}
+
+
+def test_attention_unrolled_over_a_sequence_acts_as_it_does_step_by_step():
+    torch.manual_seed(0)
+    network = _attention_network()
+    obs = torch.randn(2, 1, 7, 3)  # [K, B=1, L=7, D]
+    starts = torch.tensor([False, False, False, False, True, False, False]).expand(2, 1, 7)
+    with torch.no_grad():
+        params, values, _ = network.unroll({"vector": obs}, _at_first_step(_zero_memory(network, 1)), starts)
+        memory, stepped = _zero_memory(network, 1), []
+        for t in range(7):
+            if starts[0, 0, t]:  # what the samplers do where an episode starts
+                memory = {key: torch.zeros_like(value) for key, value in memory.items()}
+            step_params, step_values, memory = network.step({"vector": obs[:, :, t]}, memory)
+            stepped.append((step_params, step_values))
+    torch.testing.assert_close(params, torch.stack([p for p, _ in stepped], 2))
+    torch.testing.assert_close(values, torch.stack([v for _, v in stepped], 2))
+
+
+def test_steps_before_an_episode_start_and_later_steps_never_reach_an_attention_output():
+    torch.manual_seed(0)
+    network = _attention_network()
+    obs = torch.randn(2, 1, 6, 3, requires_grad=True)
+    starts = torch.tensor([False, False, True, False, False, False]).expand(2, 1, 6)
+    memory = _zero_memory(network, 1)
+    memory["memory"] = torch.randn_like(memory["memory"], requires_grad=True)
+    memory["memory_valid"] = torch.ones_like(memory["memory_valid"])
+    _, values, _ = network.unroll({"vector": obs}, _at_first_step(memory), starts)
+    values[:, :, 3].sum().backward()  # step 3: its episode started at step 2
+    reached = obs.grad.abs().sum((0, 1, 3))
+    assert reached[2:4].min() > 0 and reached[[0, 1, 4, 5]].max() == 0
+    assert memory["memory"].grad.abs().max() == 0
 
 
 @pytest.mark.parametrize(
@@ -226,6 +320,38 @@ def test_use_lstm_with_dqn_is_one_line_error():
         build_config(DQNConfig, {"use_lstm": True})
 
 
+@pytest.mark.parametrize(
+    ("algorithm", "config", "message"),
+    [
+        (
+            PPOConfig,
+            {"use_lstm": True, "use_attention": True},
+            "'use_lstm' and 'use_attention' are both true",
+        ),
+        (
+            DQNConfig,
+            {"use_attention": True},
+            "'use_attention' is true, but DQN cannot train recurrent policies",
+        ),
+        (
+            PPOConfig,
+            {"use_attention": True, "max_seq_len": 64, "rollout_length": 32},
+            "config key 'max_seq_len' (64) must not exceed 'rollout_length' (32)",
+        ),
+        (PPOConfig, {"use_attention": True, "attention_dim": 30, "attention_num_heads": 4}, "multiple of"),
+    ],
+)
+def test_bad_attention_configs_are_one_line_errors(algorithm, config, message):
+    with pytest.raises(ConfigError) as error:
+        build_config(algorithm, config)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_train_rejects_both_memories_before_ray(capsys):
+    assert main(["train", "--set", "use_lstm=true", "--set", "use_attention=true"]) == 2
+    assert "'use_lstm' and 'use_attention' are both true" in capsys.readouterr().err
+
+
 def test_train_rejects_use_lstm_for_an_algorithm_without_memory_before_ray(capsys):
     assert main(["train", "--algo", "DQN", "--set", "use_lstm=true"]) == 2
     err = capsys.readouterr().err
@@ -236,6 +362,12 @@ def test_check_summary_shows_the_model(capsys):
     assert main(["check", "memory_cue_lstm"]) == 0
     (model,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Model:")]
     assert "-> LSTM" in model and "lstm_cell_size, max_seq_len" in model
+
+
+def test_check_summary_shows_the_attention_model(capsys):
+    assert main(["check", "memory_cue_attention"]) == 0
+    (model,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Model:")]
+    assert "-> gated transformer (GTrXL) over the last 16 steps" in model
 
 
 @pytest.mark.usefixtures("ray_session")

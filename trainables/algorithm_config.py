@@ -20,7 +20,7 @@ class AlgorithmConfig:
     """Settings every algorithm has."""
 
     recurrent_models: ClassVar[bool] = False
-    """Whether the algorithm trains policies with memory (`use_lstm`)."""
+    """Whether the algorithm trains policies with memory (`use_lstm`, `use_attention`)."""
 
     env: EnvSpecifier = "CartPole-v1"
     """A gymnasium id ("some.module:EnvId-v0" imports the module that registers it first), a
@@ -72,9 +72,22 @@ class AlgorithmConfig:
     """Steps the learner backpropagates through time: each env's rollout is cut into
     sequences this long, each replayed from the memory its first step was sampled with."""
     lstm_use_prev_action: bool = False
-    """Feed the LSTM the previous action (one-hot when discrete) with the observation."""
+    """Feed the LSTM (or the attention net) the previous action (one-hot when discrete) with
+    the observation."""
     lstm_use_prev_reward: bool = False
-    """Feed the LSTM the previous reward with the observation."""
+    """Feed the LSTM (or the attention net) the previous reward with the observation."""
+    use_attention: bool = False
+    """Give the policy memory with attention instead: a small gated transformer (GTrXL) over
+    the last `attention_memory` steps, where use_lstm puts the LSTM; trained on sequences
+    of `max_seq_len` steps as the LSTM is."""
+    attention_memory: int = 16
+    """Past steps each step attends to (the attention net remembers nothing older)."""
+    attention_dim: int = 64
+    """Width of the transformer's embeddings."""
+    attention_num_heads: int = 2
+    """Attention heads per layer; must divide attention_dim."""
+    attention_num_layers: int = 1
+    """Gated transformer layers."""
     evaluation_interval: int = 5
     """Evaluate every this many iterations, starting with the first; 0 turns evaluation off."""
     evaluation_num_episodes: int = 10
@@ -89,6 +102,11 @@ class AlgorithmConfig:
     def env_source(self) -> EnvSource:
         """The env `env` names, resolved once per config (`validate` resolves it first)."""
         return resolve_env(self.env)
+
+    @property
+    def has_memory(self) -> bool:
+        """Whether the policy carries a recurrent state (use_lstm or use_attention)."""
+        return self.use_lstm or self.use_attention
 
     def validate(self) -> None:
         self.env_source  # noqa: B018 - resolving the env is its check
@@ -109,12 +127,27 @@ class AlgorithmConfig:
             )
         check_range("lstm_cell_size", self.lstm_cell_size, 1)
         check_range("max_seq_len", self.max_seq_len, 1)
-        if self.use_lstm and not self.recurrent_models:
-            algorithm = type(self).__name__.removesuffix("Config")
+        check_range("attention_memory", self.attention_memory, 1)
+        check_range("attention_num_heads", self.attention_num_heads, 1)
+        check_range("attention_num_layers", self.attention_num_layers, 1)
+        check_range("attention_dim", self.attention_dim, 1)
+        if self.attention_dim % self.attention_num_heads:
             raise ConfigError(
-                f"config key 'use_lstm' is true, but {algorithm} cannot train recurrent policies; "
-                "use PPO, or set use_lstm: false"
+                f"config key 'attention_dim' ({self.attention_dim}) must be a multiple of "
+                f"'attention_num_heads' ({self.attention_num_heads})"
             )
+        if self.use_lstm and self.use_attention:
+            raise ConfigError(
+                "config keys 'use_lstm' and 'use_attention' are both true; a policy has one memory: "
+                "set one of them to false"
+            )
+        algorithm = type(self).__name__.removesuffix("Config")
+        for key in ("use_lstm", "use_attention"):
+            if getattr(self, key) and not self.recurrent_models:
+                raise ConfigError(
+                    f"config key '{key}' is true, but {algorithm} cannot train recurrent policies; "
+                    f"use PPO, or set {key}: false"
+                )
         check_range("evaluation_interval", self.evaluation_interval, 0)
         check_range("max_worker_restarts", self.max_worker_restarts, 0)
         check_range("evaluation_num_episodes", self.evaluation_num_episodes, 1)

@@ -6,7 +6,7 @@ the clipped objective below, for every seed at once: each seed's minibatches are
 own samples in its own shuffled order, its advantages are normalized over its own
 minibatch, and its gradient is clipped by its own norm.
 
-With `use_lstm` the samples are sequences of `max_seq_len` steps instead of single steps
+With `use_lstm` or `use_attention` the samples are sequences of `max_seq_len` steps instead of single steps
 (`learning/sequences.py`): a minibatch holds whole sequences, each unrolled from the
 recurrent state its first step was sampled with, and padded steps are masked out.
 """
@@ -86,7 +86,7 @@ class PPOConfig(AlgorithmConfig):
         check_range("vf_coef", self.vf_coef, 0)
         check_range("ent_coef", self.ent_coef, 0)
         check_range("max_grad_norm", self.max_grad_norm, 0, low_inclusive=False)
-        if self.use_lstm and self.max_seq_len > self.rollout_length:
+        if self.has_memory and self.max_seq_len > self.rollout_length:
             raise ConfigError(
                 f"config key 'max_seq_len' ({self.max_seq_len}) must not exceed 'rollout_length' "
                 f"({self.rollout_length}): sequences are cut from one rollout"
@@ -214,6 +214,7 @@ class PPO(Algorithm):
         they were sampled with and where episodes start in them."""
         cfg = self.algo_config
         recurrent = self.policy.recurrent
+        carried = self.policy.network.carried if recurrent else ()
         parts: dict[str, list[np.ndarray]] = {
             k: [] for k in ("actions", "logprob", "values", "advantages", "returns", "valid")
         }
@@ -253,7 +254,14 @@ class PPO(Algorithm):
             if recurrent:
                 parts["starts"].append(samples(episode_starts(rollout.valid)))
             observations.append({key: samples(value[:-1]) for key, value in rollout.obs.items()})
-            memories.append({key: samples(value[:-1]) for key, value in rollout.memory.items()})
+            memories.append(
+                {  # the core's state is read at a sequence's first step only: keep that one
+                    key: to_sequences(value[: -1 : cfg.max_seq_len], 1)
+                    if key in carried
+                    else samples(value[:-1])
+                    for key, value in rollout.memory.items()
+                }
+            )
         batch: dict[str, Any] = {
             key: to_device(np.concatenate(arrays, axis=1), self.device) for key, arrays in parts.items()
         }

@@ -25,6 +25,7 @@ SHOWN_CONFIGS = 3
 MODEL_KEYS = (
     "hidden_sizes", "activation", "cnn_channels", "use_lstm", "lstm_cell_size", "max_seq_len",
     "lstm_use_prev_action", "lstm_use_prev_reward",
+    "use_attention", "attention_memory", "attention_dim", "attention_num_heads", "attention_num_layers",
 )  # fmt: skip
 """Config keys that shape the policy's network."""
 
@@ -143,18 +144,21 @@ def _model_line(check: ExperimentCheck) -> str:
     if ObservationLayout.of(check.env.observation_space).image_shape is not None:
         parts.append(f"CNN {tuple(config.cnn_channels)}")
     parts.append(f"MLP {tuple(config.hidden_sizes)} {config.activation}")
+    inputs = [
+        name
+        for used, name in ((config.lstm_use_prev_action, "action"), (config.lstm_use_prev_reward, "reward"))
+        if used
+    ]
+    fed = f", fed the previous {' and '.join(inputs)}" if inputs else ""
     if config.use_lstm:
-        inputs = [
-            name
-            for used, name in (
-                (config.lstm_use_prev_action, "action"),
-                (config.lstm_use_prev_reward, "reward"),
-            )
-            if used
-        ]
-        fed = f", fed the previous {' and '.join(inputs)}" if inputs else ""
         parts.append(
             f"LSTM {config.lstm_cell_size} cells{fed}, trained on sequences of {config.max_seq_len} steps"
+        )
+    if config.use_attention:
+        parts.append(
+            f"gated transformer (GTrXL) over the last {config.attention_memory} steps, "
+            f"{config.attention_num_layers} layer(s) of {config.attention_dim} dims and "
+            f"{config.attention_num_heads} heads{fed}, trained on sequences of {config.max_seq_len} steps"
         )
     searched = [
         key for key in MODEL_KEYS if len({str(getattr(sample.config, key)) for sample in check.sampled}) > 1

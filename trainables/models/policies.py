@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from rlsweep.trainables.learning.device import to_device
+from rlsweep.trainables.models.attention import AttentionActorCritic, AttentionSpec
 from rlsweep.trainables.models.distributions import action_head, masked_logits
 from rlsweep.trainables.models.encoders import TensorObs
 from rlsweep.trainables.models.networks import (
@@ -22,6 +23,7 @@ from rlsweep.trainables.models.observations import MASK_KEY, Observations
 from rlsweep.trainables.models.policy import Policy, PolicyConfig
 from rlsweep.trainables.models.recurrent import (
     LSTMSpec,
+    MemoryActorCritic,
     RecurrentActorCritic,
     RecurrentState,
     action_feature_dim,
@@ -35,46 +37,49 @@ class QPolicyConfig(PolicyConfig, Protocol):
 
 
 class ActorCriticPolicy(Policy):
-    """An `ActorCritic` (a `RecurrentActorCritic` with use_lstm) with the action head of its
-    action space; `explore` also returns the log-probabilities and values PPO needs."""
+    """An `ActorCritic` (with use_lstm a `RecurrentActorCritic`, with use_attention an
+    `AttentionActorCritic`) with the action head of its action space; `explore` also returns
+    the log-probabilities and values PPO needs."""
 
-    network: ActorCritic | RecurrentActorCritic
+    network: ActorCritic | MemoryActorCritic
 
     def build_network(
         self, config: PolicyConfig, init: list[torch.Generator]
-    ) -> ActorCritic | RecurrentActorCritic:
+    ) -> ActorCritic | MemoryActorCritic:
         self.head = action_head(self.action_space)
-        if not config.use_lstm:
-            return ActorCritic(init, self.spec, self.head.param_dim, self.head.continuous)
-        self.lstm = LSTMSpec(
-            config.lstm_cell_size,
-            action_feature_dim(self.action_space) if config.lstm_use_prev_action else 0,
-            config.lstm_use_prev_reward,
-        )
-        return RecurrentActorCritic(init, self.spec, self.lstm, self.head.param_dim, self.head.continuous)
+        param_dim, continuous = self.head.param_dim, self.head.continuous
+        prev_action_dim = action_feature_dim(self.action_space) if config.lstm_use_prev_action else 0
+        if config.use_attention:
+            attention = AttentionSpec(
+                config.attention_memory,
+                config.attention_dim,
+                config.attention_num_heads,
+                config.attention_num_layers,
+                prev_action_dim,
+                config.lstm_use_prev_reward,
+            )
+            return AttentionActorCritic(init, self.spec, attention, param_dim, continuous)
+        if config.use_lstm:
+            lstm = LSTMSpec(config.lstm_cell_size, prev_action_dim, config.lstm_use_prev_reward)
+            return RecurrentActorCritic(init, self.spec, lstm, param_dim, continuous)
+        return ActorCritic(init, self.spec, param_dim, continuous)
 
     @property
     def recurrent(self) -> bool:
-        return isinstance(self.network, RecurrentActorCritic)
+        return isinstance(self.network, MemoryActorCritic)
 
     def initial_state(self, num_envs: int = 1) -> RecurrentState:
         if not self.recurrent:
             return {}
         rows = (self.num_seeds, num_envs)
-        state = {  # the actor's and the critic's LSTM state
-            "hidden": np.zeros((*rows, 2, self.lstm.cell_size), np.float32),
-            "cell": np.zeros((*rows, 2, self.lstm.cell_size), np.float32),
+        return {
+            key: np.zeros((*rows, *shape), np.float32) for key, shape in self.network.state_shapes().items()
         }
-        if self.lstm.prev_action_dim:
-            state["prev_action"] = np.zeros((*rows, self.lstm.prev_action_dim), np.float32)
-        if self.lstm.prev_reward:
-            state["prev_reward"] = np.zeros(rows, np.float32)
-        return state
 
     def params_and_value(
         self, x: TensorObs, state: RecurrentState
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """The action head's params [K, N, P], the values [K, N] and the next LSTM state."""
+        """The action head's params [K, N, P], the values [K, N] and the memory core's next state."""
         if not self.recurrent:
             return *self.network.policy_params_and_value(x), {}
         return self.network.step(x, {key: to_device(value, self.device) for key, value in state.items()})

@@ -38,6 +38,11 @@ class PolicyConfig(NetworkConfig, Protocol):
     lstm_cell_size: int
     lstm_use_prev_action: bool
     lstm_use_prev_reward: bool
+    use_attention: bool
+    attention_memory: int
+    attention_dim: int
+    attention_num_heads: int
+    attention_num_layers: int
 
 
 class Policy:
@@ -214,7 +219,8 @@ class Policy:
         """The action of a memoryless policy for one observation (see `act`)."""
         if self.recurrent:
             raise ValueError(
-                "this policy has memory (use_lstm): state = policy.initial_state() at an episode's start, "
+                "this policy has memory (use_lstm or use_attention): state = policy.initial_state() "
+                "at an episode's start, "
                 "then action, state = policy.act(obs, state) at every step"
             )
         return self.act(obs, {}, deterministic=deterministic, action_mask=action_mask)[0]
