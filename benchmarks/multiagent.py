@@ -74,9 +74,8 @@ def cartpole(budget_s: float, seed: int) -> None:
     single = PPO(config={"env": "CartPole-v1", "seed": seed, **CARTPOLE})
     single_steps, single_time, result = steps_to_target(single, ["episode_return_mean"], budget_s)
     single.stop()
-    print(
-        f"single-agent: {single_steps} env steps, {single_time:.0f} s, return {result['episode_return_mean']:.0f}"
-    )
+    final = result["episode_return_mean"]
+    print(f"single-agent: {single_steps} env steps, {single_time:.0f} s, return {final:.0f}")
     multi = MultiAgentPPO(
         config={
             "env": "rlsweep.trainables.envs.multi_agent_cartpole:MultiAgentCartPole",
@@ -107,9 +106,8 @@ def tictactoe(budget_s: float, seed: int, games: int) -> None:
     while time.perf_counter() - start < budget_s:
         result = algo.train()
     train_time = time.perf_counter() - start
-    print(
-        f"trained {result['timesteps_total']} env steps, {result['training_iteration']} iterations, {train_time:.0f} s"
-    )
+    steps, iterations = result["timesteps_total"], result["training_iteration"]
+    print(f"trained {steps} env steps, {iterations} iterations, {train_time:.0f} s")
     algo.evaluate()  # builds the evaluation worker
     worker, weights = algo.evaluation_worker, algo.sampling_weights()
     print("\n| opponent | learner plays | win | draw | loss |\n|---|---|---|---|---|")
@@ -118,9 +116,8 @@ def tictactoe(budget_s: float, seed: int, games: int) -> None:
             played = worker.play(weights, games, opponent=name, learner_first=first)
             rates = outcome_rates([e.outcome for e in played], "")
             side = "first" if first else "second"
-            print(
-                f"| {name} | {side} | {rates['win_rate']:.1%} | {rates['draw_rate']:.1%} | {rates['loss_rate']:.1%} |"
-            )
+            win, draw, loss = rates["win_rate"], rates["draw_rate"], rates["loss_rate"]
+            print(f"| {name} | {side} | {win:.1%} | {draw:.1%} | {loss:.1%} |")
     algo.stop()
 
 

@@ -76,7 +76,7 @@ def test_aec_game_end_returns_both_players_final_observations_and_rewards():
     env = make_multi_agent_env(resolve_multi_agent_env(TICTACTOE))
     env.reset(seed=0)
     for move in (0, 3, 1, 4):  # player_1 takes 0 and 1, player_2 3 and 4
-        env.step({next(iter(env.env.agents)) if False else env.env.agent_selection: move})
+        env.step({env.env.agent_selection: move})
     obs, rewards, terminateds, _, _ = env.step({"player_1": 2})  # completes the top row
     assert set(obs) == {"player_1", "player_2"} and terminateds[ALL]
     assert rewards == {"player_1": 1.0, "player_2": -1.0}
@@ -87,7 +87,7 @@ def test_parallel_env_ends_with_all_once_no_agent_is_left():
     obs, _ = env.reset(seed=0)
     ends = []
     for _ in range(3):
-        obs, _, terminateds, truncateds, _ = env.step(dict.fromkeys(obs, 0))
+        obs, _, _, truncateds, _ = env.step(dict.fromkeys(obs, 0))
         ends.append(truncateds[ALL])
     assert ends == [False, False, True]
 
@@ -137,10 +137,10 @@ def test_search_space_keys_of_one_policy_nest_under_policies():
 
 
 def test_default_mapping_is_shared_for_equal_spaces_and_per_agent_otherwise():
-    _, equal = make_worker({"env": SpreadEnv})
-    worker, _ = make_worker({"env": SpreadEnv, "env_config": {"odd_one_out": True}})
-    assert list(make_worker({"env": SpreadEnv})[0].policies) == ["shared"]
-    assert list(worker.policies) == ["agent_0", "agent_1", "agent_2", "agent_3"]
+    equal, _ = make_worker({"env": SpreadEnv})
+    differing, _ = make_worker({"env": SpreadEnv, "env_config": {"odd_one_out": True}})
+    assert list(equal.policies) == ["shared"]
+    assert list(differing.policies) == ["agent_0", "agent_1", "agent_2", "agent_3"]
 
 
 def test_league_snapshot_is_a_frozen_copy_of_the_learner():
