@@ -229,3 +229,15 @@ def test_tune_runs_a_multi_agent_sweep_reporting_each_policy(ray_session, tmp_pa
         assert result["episode_return_mean"] == pytest.approx(
             result["agents/agent_0/episode_return_mean"] + result["agents/agent_1/episode_return_mean"]
         )
+
+
+def test_check_names_every_agent_its_spaces_and_its_policy_without_ray(capsys):
+    import ray
+
+    from rlsweep.cli import main
+
+    assert main(["check", "tictactoe_selfplay"]) == 0
+    out = capsys.readouterr().out
+    assert "Agents:       2, policy mapping shared" in out
+    assert "player_2 -> shared: observations Dict('action_mask': Box(0, 1, (9,), int8)" in out
+    assert not ray.is_initialized()

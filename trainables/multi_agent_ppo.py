@@ -23,14 +23,15 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from rlsweep.trainables.algorithm import Algorithm
 from rlsweep.trainables.checkpoint import read_checkpoint, write_checkpoint
 from rlsweep.trainables.config import ConfigError, build_config
-from rlsweep.trainables.envs.multi_agent import AgentSpaces, check_multi_agent_env, resolve_multi_agent_env
-from rlsweep.trainables.envs.names import EnvSource
+from rlsweep.trainables.envs.check import EnvReport
+from rlsweep.trainables.envs.multi_agent import AgentSpaces, check_multi_agent_env
 from rlsweep.trainables.league import SELF, LeagueState, SelfPlayConfig, outcome_rates
 from rlsweep.trainables.learning.device import learner_device
 from rlsweep.trainables.learning.optim import adam
@@ -72,9 +73,10 @@ class MultiAgentPPOConfig(PPOConfig):
                 "config key 'use_lstm' is not supported by MultiAgentPPO yet; set use_lstm: false"
             )
 
-    @functools.cached_property
-    def env_source(self) -> EnvSource:
-        return resolve_multi_agent_env(self.env)
+    @staticmethod
+    def nest_keys(values: dict[str, Any]) -> dict[str, Any]:
+        """Search spaces reach per-policy keys as "policies.<id>.<key>" (see `unflatten_policy_keys`)."""
+        return unflatten_policy_keys(values)
 
     def policy_config(self, overrides: dict[str, Any]) -> PPOConfig:
         """The PPO config of one policy: these keys, with its overrides."""
@@ -147,6 +149,18 @@ def build_mapping(config: MultiAgentPPOConfig, spaces: AgentSpaces) -> PolicyMap
     )
 
 
+@dataclass
+class MultiAgentEnvReport(EnvReport):
+    """What checking a multi-agent env found: spaces as Dicts keyed by agent id, and lines
+    for `rlsweep check` naming every agent's spaces and policy."""
+
+    agent_lines: list[str] = dataclasses.field(default_factory=list)
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
 class MultiAgentPPO(Algorithm):
     """Multi-agent PPO as a Tune Trainable:
     `tune.run(MultiAgentPPO, config={"env": "mpe2:simple_spread_v3"})`."""
@@ -161,13 +175,10 @@ class MultiAgentPPO(Algorithm):
         every policy can learn in its spaces with its config: what `setup` and `rlsweep
         check` run before anything samples. Every problem is a one-line ConfigError."""
         spaces = check_multi_agent_env(config.env_source, config.env_config)
+        cls.check_spaces(
+            config, gym.spaces.Dict(spaces.observation_spaces), gym.spaces.Dict(spaces.action_spaces)
+        )
         mapping = build_mapping(config, spaces)
-        for policy_id, spec in mapping.policies.items():
-            policy_config = config.policy_config(spec.overrides)
-            try:
-                PPO.check_spaces(policy_config, spec.observation_space, spec.action_space)
-            except ConfigError as error:
-                raise ConfigError(f"policy {policy_id!r}: {error}") from None
         if config.self_play is not None:
             if len(spaces.agents) != 2:
                 raise ConfigError(
@@ -181,9 +192,47 @@ class MultiAgentPPO(Algorithm):
                 )
         return spaces, mapping
 
+    @classmethod
+    def check_environment(cls, config: MultiAgentPPOConfig, *, run_env_checker: bool = False) -> EnvReport:
+        """`check_multi_agent` as the CLI's checks read it: the agents' spaces as Dict spaces
+        keyed by agent id, and lines naming each agent's spaces and policy."""
+        spaces, mapping = cls.check_multi_agent(config)
+        lines = [f"Agents:       {len(spaces.agents)}, policy mapping {mapping.description}"]
+        for agent in spaces.agents:
+            observations = _one_line(spaces.observation_spaces[agent])
+            actions = _one_line(spaces.action_spaces[agent])
+            lines.append(
+                f"  {agent} -> {mapping.agent_policies[agent]}: "
+                f"observations {observations}, actions {actions}"
+            )
+        trained = ", ".join(mapping.trained) or "none"
+        lines.append(f"  policies: {', '.join(mapping.policies)} (trained: {trained})")
+        return MultiAgentEnvReport(
+            config.env_source,
+            gym.spaces.Dict(spaces.observation_spaces),
+            gym.spaces.Dict(spaces.action_spaces),
+            agent_lines=lines,
+        )
+
+    @classmethod
+    def check_spaces(
+        cls, config: MultiAgentPPOConfig, observation_space: gym.spaces.Dict, action_space: gym.spaces.Dict
+    ) -> None:
+        """Map the agents of `check_environment`'s Dict spaces to `config`'s policies and check each."""
+        agents = list(observation_space.spaces)
+        spaces = AgentSpaces(config.env_source.label, agents, dict(observation_space), dict(action_space))
+        mapping = build_mapping(config, spaces)
+        for policy_id, spec in mapping.policies.items():
+            try:
+                PPO.check_spaces(
+                    config.policy_config(spec.overrides), spec.observation_space, spec.action_space
+                )
+            except ConfigError as error:
+                raise ConfigError(f"policy {policy_id!r}: {error}") from None
+
     def setup(self, config: dict[str, Any]) -> None:
         torch.set_num_threads(1)
-        self.algo_config = cfg = build_config(MultiAgentPPOConfig, unflatten_policy_keys(config))
+        self.algo_config = cfg = build_config(MultiAgentPPOConfig, config)
         self.device = learner_device(cfg.num_gpus)
         self.spaces, self.mapping = self.check_multi_agent(cfg)
         _, self.policies = build_policies(cfg, self.spaces, self.device)

@@ -22,13 +22,11 @@ a `register_env` name, the class itself, `env_config` as keywords or as one dict
   its observation (classic games) is honoured by the policies' masked action heads.
 
 A PettingZoo env module (`pettingzoo.classic:tictactoe_v3`, `mpe2:simple_spread_v3`) names
-its `parallel_env` factory when it has one, else its `env` (AEC) factory.
+its `parallel_env` factory when it has one, else its `env` (AEC) factory (`names.resolve_env`).
 """
 
 from __future__ import annotations
 
-import importlib
-import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +36,7 @@ from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.envs.build import check_config_keys
 from rlsweep.trainables.envs.context import EnvContext
 from rlsweep.trainables.envs.errors import first_line
-from rlsweep.trainables.envs.names import EnvSource, EnvSpecifier, env_label, resolve_env
+from rlsweep.trainables.envs.names import EnvSource, EnvSpecifier, resolve_env
 
 ALL = "__all__"
 """The key of `terminateds`/`truncateds` saying the whole episode is over."""
@@ -205,32 +203,10 @@ class AgentSpaces:
 
 
 def resolve_multi_agent_env(env: EnvSpecifier) -> EnvSource:
-    """The env `env` names: the single-agent forms (`names.resolve_env`), plus a PettingZoo
-    env module (`pettingzoo.classic:tictactoe_v3` or `pettingzoo.classic.tictactoe_v3`),
-    which names its `parallel_env` factory, else its `env` factory."""
-    if isinstance(env, types.ModuleType):
-        return _module_source(env_label(env) if hasattr(env, "__qualname__") else env.__name__, env)
-    if isinstance(env, str) and env:
-        module_name, _, name = env.rpartition(":")
-        module = _env_module(f"{module_name}.{name}" if module_name else env)
-        if module is not None:
-            return _module_source(env, module)
+    """The env `env` names, in the single-agent forms (`names.resolve_env`, which also takes a
+    PettingZoo env module, `pettingzoo.classic:tictactoe_v3`, as its `parallel_env` factory,
+    else its `env` factory)."""
     return resolve_env(env)
-
-
-def _env_module(name: str) -> types.ModuleType | None:
-    if "." not in name:
-        return None
-    try:
-        module = importlib.import_module(name)
-    except ImportError:
-        return None
-    return module if hasattr(module, "parallel_env") or hasattr(module, "env") else None
-
-
-def _module_source(label: str, module: types.ModuleType) -> EnvSource:
-    factory = getattr(module, "parallel_env", None) or module.env
-    return EnvSource(label, creator=factory, config_as_keywords=True)
 
 
 def make_multi_agent_env(
