@@ -217,7 +217,7 @@ def test_tune_runs_a_multi_agent_sweep_reporting_each_policy(ray_session, tmp_pa
             "evaluation_interval": 1,
             "evaluation_num_episodes": 2,
         },
-        stop={"training_iteration": 2},
+        stop={"training_iteration": 1},
         storage_path=str(tmp_path),
         verbose=0,
     )
