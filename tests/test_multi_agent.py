@@ -241,3 +241,27 @@ def test_check_names_every_agent_its_spaces_and_its_policy_without_ray(capsys):
     assert "Agents:       2, policy mapping shared" in out
     assert "player_2 -> shared: observations Dict('action_mask': Box(0, 1, (9,), int8)" in out
     assert not ray.is_initialized()
+
+
+def test_a_checkpoint_restores_every_policy_and_the_league(tmp_path):
+    config = {
+        "env": TICTACTOE,
+        "rollout_length": 16,
+        "minibatch_size": 32,
+        "num_envs_per_worker": 2,
+        "evaluation_interval": 0,
+        "self_play": {"snapshot_interval": 1},
+    }
+    algo = MultiAgentPPO(config=config)
+    algo.train()
+    algo.save_checkpoint(str(tmp_path))
+    restored = MultiAgentPPO(config=config)
+    restored.load_checkpoint(str(tmp_path))
+    saved, loaded = algo.policies["shared"].get_weights(), restored.policies["shared"].get_weights()
+    assert all(np.array_equal(saved["network"][k], loaded["network"][k]) for k in saved["network"])
+    assert list(restored.league.snapshots) == ["snapshot_1"]
+    policy = MultiAgentPPO.load_policy(tmp_path)
+    obs = {"observation": np.zeros((3, 3, 2), np.int8), "action_mask": np.eye(9, dtype=np.int8)[4]}
+    assert policy.compute_single_action(obs) == 4  # the only legal move
+    algo.stop()
+    restored.stop()

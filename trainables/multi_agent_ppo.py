@@ -21,6 +21,7 @@ import functools
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -375,6 +376,25 @@ class MultiAgentPPO(Algorithm):
         self.last_evaluation = state["last_evaluation"]
         if self.league is not None and state["league"] is not None:
             self.league.load_state_dict(state["league"])
+
+    @classmethod
+    def load_policy(
+        cls,
+        checkpoint: str | Path,
+        device: str = "cpu",
+        seed_index: int | None = None,
+        policy_id: str | None = None,
+    ) -> ActorCriticPolicy:
+        """One policy of a checkpoint (`policy_id`, else the first), ready to act without Ray or Tune."""
+        payload = read_checkpoint(checkpoint, cls.__name__)
+        config = build_config(MultiAgentPPOConfig, payload["config"])
+        spaces = check_multi_agent_env(config.env_source, config.env_config)
+        _, policies = build_policies(config, spaces, device)
+        policy_id = policy_id or next(iter(policies))
+        if policy_id not in policies:
+            raise ConfigError(f"checkpoint has policies {sorted(policies)}, not {policy_id!r}")
+        policies[policy_id].set_weights(payload["state"]["policies"][policy_id])
+        return policies[policy_id]
 
     def cleanup(self) -> None:
         self.workers.stop()
