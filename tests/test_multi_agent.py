@@ -265,3 +265,14 @@ def test_a_checkpoint_restores_every_policy_and_the_league(tmp_path):
     assert policy.compute_single_action(obs) == 4  # the only legal move
     algo.stop()
     restored.stop()
+
+
+def test_elo_rises_when_the_learner_beats_a_snapshot_rated_as_itself():
+    from rlsweep.trainables.sampling.multi_agent_worker import EpisodeRecord
+
+    league = LeagueState(SelfPlayConfig(), "main")
+    snapshot = league.add_snapshot({})
+    win = EpisodeRecord({"p1": 1.0, "p2": -1.0}, {}, 5, opponent=snapshot, learner_agent="p1")
+    league.record([win])
+    assert league.ratings["main"] == pytest.approx(1008.0)  # K (1 - 1/2) above 1000
+    assert league.ratings[snapshot] == pytest.approx(992.0)

@@ -7,6 +7,11 @@ league. Each training episode draws its opponent: the live learner itself with c
 `fixed_opponent_fraction`, else a snapshot: the newest (`latest`), any (`uniform`), or
 those that beat the learner most often (`prioritized`, PFSP: weight = 1 - the learner's
 recent score against it, plus a floor). The learner's side is drawn anew every episode.
+
+Every game against a league member updates Elo ratings (Elo 1978): with ratings R_L of the
+learner and R_O of its opponent, E = 1 / (1 + 10^((R_O - R_L) / 400)) is the learner's
+expected score, S its score (1 win, 1/2 draw, 0 loss), and both move by K (S - E) in
+opposite directions. `league/elo` reports the learner's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from rlsweep.trainables.config import ConfigError, check_range
 from rlsweep.trainables.sampling.multi_agent_worker import EpisodeRecord, League
 
 SELF = "self"
+ELO_START = 1000.0
+ELO_K = 16.0
+"""How far one game moves a rating (the usual K for established players)."""
 RESULT_WINDOW = 200
 """Outcomes per opponent the league remembers (win/draw/loss rates, prioritized sampling)."""
 
@@ -78,12 +86,16 @@ class LeagueState:
         self.snapshot_count = 0
         self.fixed = {fixed_name(function): function for function in config.fixed_opponents}
         self.outcomes: dict[str, deque[int]] = {}
+        self.ratings: dict[str, float] = {learner: ELO_START, **dict.fromkeys(self.fixed, ELO_START)}
+        """Elo ratings of the learner and of every opponent it met; a snapshot starts at the
+        learner's rating when it was taken."""
 
     def add_snapshot(self, weights: dict[str, Any]) -> str:
         """Freeze a deep copy of `weights` as the league's newest member; returns its name."""
         self.snapshot_count += 1
         name = f"snapshot_{self.snapshot_count}"
         self.snapshots[name] = copy.deepcopy(weights)
+        self.ratings[name] = self.ratings[self.learner]
         while len(self.snapshots) > self.config.max_snapshots:
             del self.snapshots[next(iter(self.snapshots))]
         return name
@@ -117,11 +129,17 @@ class LeagueState:
         return float(np.mean([(o + 1) / 2 for o in outcomes]))
 
     def record(self, episodes: list[EpisodeRecord]) -> None:
+        """Remember each game's outcome against its opponent and update both Elo ratings."""
         for episode in episodes:
-            if episode.opponent is not None and episode.opponent != SELF:
-                self.outcomes.setdefault(episode.opponent, deque(maxlen=RESULT_WINDOW)).append(
-                    episode.outcome
-                )
+            opponent = episode.opponent
+            if opponent is None or opponent == SELF:
+                continue
+            self.outcomes.setdefault(opponent, deque(maxlen=RESULT_WINDOW)).append(episode.outcome)
+            learner, other = self.ratings[self.learner], self.ratings.setdefault(opponent, ELO_START)
+            expected = 1.0 / (1.0 + 10 ** ((other - learner) / 400))
+            change = ELO_K * ((episode.outcome + 1) / 2 - expected)
+            self.ratings[self.learner] = learner + change
+            self.ratings[opponent] = other - change
 
     def for_workers(self) -> League:
         return League(self.learner, self.probabilities(), self.snapshots, self.fixed)
@@ -133,7 +151,10 @@ class LeagueState:
         for name, outcomes in self.outcomes.items():
             kind = name if name in self.fixed else "league"
             kinds.setdefault(kind, []).extend(outcomes)
-        results = {"league/num_snapshots": float(len(self.snapshots))}
+        results = {
+            "league/num_snapshots": float(len(self.snapshots)),
+            "league/elo": self.ratings[self.learner],
+        }
         for kind, outcomes in kinds.items():
             results.update(outcome_rates(outcomes, f"league/vs_{kind}/"))
         return results
@@ -143,12 +164,14 @@ class LeagueState:
             "snapshots": self.snapshots,
             "snapshot_count": self.snapshot_count,
             "outcomes": {name: list(o) for name, o in self.outcomes.items()},
+            "ratings": self.ratings,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.snapshots = state["snapshots"]
         self.snapshot_count = state["snapshot_count"]
         self.outcomes = {name: deque(o, maxlen=RESULT_WINDOW) for name, o in state["outcomes"].items()}
+        self.ratings = state["ratings"]
 
 
 def outcome_rates(outcomes: list[int], prefix: str) -> dict[str, float]:
