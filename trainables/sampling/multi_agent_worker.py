@@ -374,7 +374,13 @@ class MultiAgentWorker:
                 self.ready[i][agent] = (observation, mask)
             if record:
                 self._complete(i, agent, observation, mask, terminated, truncated)
-        if record:  # agents that left without a final observation, or an episode cut short
+        unobserved_exits = any(
+            agent not in obs and (terminateds.get(agent) or truncateds.get(agent))
+            for agent in (*terminateds, *truncateds)
+            if agent != ALL
+        )
+        if record and (episode_over or unobserved_exits):
+            # Agents that left without a final observation, or whose episode was cut short.
             for (env_index, agent, _), stream in list(self.streams.items()):
                 if env_index != i or stream.pending is None or agent in obs:
                     continue
