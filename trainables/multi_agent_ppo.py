@@ -163,12 +163,20 @@ def _one_line(value: object) -> str:
 
 
 class MultiAgentPPO(Algorithm):
-    """Multi-agent PPO as a Tune Trainable:
-    `tune.run(MultiAgentPPO, config={"env": "mpe2:simple_spread_v3"})`."""
+    """Multi-agent PPO as a Tune Trainable: `tune.run(MultiAgentPPO, config={"env": ENV})`.
+
+    ENV is a multi-agent env in any form `envs/multi_agent.py` adapts (`mpe2:simple_spread_v3`).
+    """
 
     policy_class = ActorCriticPolicy
     config_class = MultiAgentPPOConfig
     action_spaces = PPO.action_spaces
+
+    @classmethod
+    def action_space_problem(cls, action_space: gym.spaces.Space) -> str | None:
+        """None of a single env's action spaces: a single-agent env is never this algorithm's
+        (so errors suggesting algorithms for one do not name it); policies check their own."""
+        return "MultiAgentPPO trains multi-agent envs"
 
     @classmethod
     def check_multi_agent(cls, config: MultiAgentPPOConfig) -> tuple[AgentSpaces, PolicyMapping]:
