@@ -3,6 +3,8 @@ forward pass per policy, masks honoured, per-policy learners, leagues, and one T
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import pytest
 from multi_agent_envs import AgentlessParallelEnv, SpreadEnv, TurnTakingEnv
@@ -277,3 +279,22 @@ def test_elo_rises_when_the_learner_beats_a_snapshot_rated_as_itself():
     league.record([win])
     assert league.ratings["main"] == pytest.approx(1008.0)  # K (1 - 1/2) above 1000
     assert league.ratings[snapshot] == pytest.approx(992.0)
+
+
+def test_a_snapshot_joins_early_once_the_learner_beats_the_league_often_enough():
+    league = LeagueState(SelfPlayConfig(snapshot_interval=100, snapshot_win_rate=0.9), "main")
+    first = league.add_snapshot({})
+    league.outcomes = {first: deque([1] * 10)}
+    assert not league.wants_snapshot(1)  # too few games to judge
+    league.outcomes = {first: deque([1] * 17 + [-1] * 3)}
+    assert not league.wants_snapshot(2)  # 85% < 90%
+    league.outcomes = {first: deque([1] * 18 + [0] * 2)}
+    assert league.wants_snapshot(3)
+
+
+def test_a_registered_env_name_builds_the_multi_agent_env():
+    from ray.tune.registry import register_env
+
+    register_env("test_turns", lambda config: TurnTakingEnv(config))
+    spaces = check_multi_agent_env(resolve_multi_agent_env("test_turns"))
+    assert spaces.agents == ["a", "b", "c"]

@@ -40,6 +40,9 @@ class SelfPlayConfig:
 
     snapshot_interval: int = 10
     """Iterations between frozen snapshots of the learner joining the league."""
+    snapshot_win_rate: float | None = None
+    """If set, a snapshot also joins as soon as the learner's recent win rate against the
+    league's snapshots reaches this (RLlib's connect-four example gates on 0.95)."""
     opponent_sampling: Literal["latest", "uniform", "prioritized"] = "latest"
     """How an episode's snapshot opponent is drawn."""
     self_play_fraction: float = 0.5
@@ -56,6 +59,7 @@ class SelfPlayConfig:
 
     def validate(self) -> None:
         check_range("self_play.snapshot_interval", self.snapshot_interval, 1)
+        check_range("self_play.snapshot_win_rate", self.snapshot_win_rate, 0, 1)
         check_range("self_play.self_play_fraction", self.self_play_fraction, 0, 1)
         check_range("self_play.fixed_opponent_fraction", self.fixed_opponent_fraction, 0, 1)
         check_range("self_play.max_snapshots", self.max_snapshots, 1)
@@ -96,9 +100,23 @@ class LeagueState:
         name = f"snapshot_{self.snapshot_count}"
         self.snapshots[name] = copy.deepcopy(weights)
         self.ratings[name] = self.ratings[self.learner]
+        for outcomes in (self.outcomes.get(old) for old in self.snapshots):
+            if outcomes is not None:
+                outcomes.clear()  # the win rate that gates the next snapshot starts afresh
         while len(self.snapshots) > self.config.max_snapshots:
             del self.snapshots[next(iter(self.snapshots))]
         return name
+
+    def wants_snapshot(self, iteration: int) -> bool:
+        """Whether a snapshot joins after `iteration` (1-based): every `snapshot_interval`
+        iterations, or once the learner beats the current snapshots often enough."""
+        if iteration % self.config.snapshot_interval == 0:
+            return True
+        threshold = self.config.snapshot_win_rate
+        games = [o for name in self.snapshots for o in self.outcomes.get(name, ())]
+        return (
+            threshold is not None and len(games) >= 20 and float(np.mean(np.asarray(games) > 0)) >= threshold
+        )
 
     def probabilities(self) -> dict[str, float]:
         """Opponent name -> the chance a training episode draws it."""

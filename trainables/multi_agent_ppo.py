@@ -310,7 +310,7 @@ class MultiAgentPPO(Algorithm):
         result.update(episode_metrics(list(self.episodes)))
         if self.league is not None:
             result.update(self.league.metrics())
-            if (self.iteration + 1) % cfg.self_play.snapshot_interval == 0:
+            if self.league.wants_snapshot(self.iteration + 1):
                 self.league.add_snapshot(self.policies[self.league.learner].get_weights())
         result.update(
             timesteps_total=self.timesteps_total,
