@@ -40,6 +40,7 @@ _EXPORTS = {
     "ConfigError": "rlsweep.trainables.config",
     "DQN": "rlsweep.trainables.dqn",
     "DQNConfig": "rlsweep.trainables.dqn",
+    "MultiAgentPPO": "rlsweep.trainables.multi_agent_ppo",
     "PPO": "rlsweep.trainables.ppo",
     "PPOConfig": "rlsweep.trainables.ppo",
     "Policy": "rlsweep.trainables.models.policy",

@@ -27,6 +27,8 @@ def build_config(
     """
     if not isinstance(values, dict):
         raise ConfigError(f"{label} must be a mapping of keys to values, got {values!r}")
+    if hasattr(config_cls, "nest_keys"):  # dotted keys a search space sets ("policies.<id>.lr")
+        values = config_cls.nest_keys(values)
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     hints = typing.get_type_hints(config_cls)
     kwargs = {}

@@ -16,6 +16,7 @@ ALGORITHM_MODULES = {
     "PPO": "rlsweep.trainables.ppo",
     "DQN": "rlsweep.trainables.dqn",
     "SAC": "rlsweep.trainables.sac",
+    "MultiAgentPPO": "rlsweep.trainables.multi_agent_ppo",
 }
 """Name -> the module defining the algorithm's Trainable class (an `Algorithm` subclass) of
 that name, in the order `rlsweep list` shows them."""

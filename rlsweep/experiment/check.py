@@ -103,6 +103,7 @@ def check_lines(check: ExperimentCheck, *, configs: bool = True) -> list[str]:
         f"Env:          {env.label}" + (f" ({'; '.join(limits)})" if limits else ""),
         f"  observations: {_one_line(env.observation_space)}",
         f"  actions:      {_one_line(env.action_space)}",
+        *getattr(env, "agent_lines", []),  # a multi-agent env's agents, spaces and policies
     ]
     if configs:
         searched = f"search space {experiment.space_name!r}" if experiment.is_search else "a fixed config"

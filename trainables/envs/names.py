@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,12 @@ def resolve_env(env: EnvSpecifier) -> EnvSource:
     if module_name:
         module = _import_env_module(env, module_name)
         attribute = _attribute(module, name)
+        if attribute is None and name.isidentifier():
+            attribute = _submodule(f"{module_name}.{name}")
+        if isinstance(attribute, types.ModuleType):  # a PettingZoo env module names its factory
+            factory = getattr(attribute, "parallel_env", None) or getattr(attribute, "env", None)
+            if callable(factory):
+                return EnvSource(env, creator=factory, config_as_keywords=True)
         if callable(attribute):
             return EnvSource(env, creator=attribute, config_as_keywords=takes_config_as_keywords(attribute))
         if name in gym.registry:
@@ -209,6 +216,14 @@ def _import_env_module(env: str, module_name: str) -> Any:
             f"{first_line(error)}"
             + ("; it needs a display: run it under xvfb-run (xvfb) or on a desktop" if needs_display else "")
         ) from None
+
+
+def _submodule(name: str) -> types.ModuleType | None:
+    """The module `name` (mpe2.simple_spread_v3, which its package does not import), or None."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def _attribute(module: Any, dotted_name: str) -> Any:

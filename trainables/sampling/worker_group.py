@@ -54,6 +54,7 @@ class WorkerGroup:
         make_policy: Callable[[], Policy],
         max_restarts: int,
         asynchronous: bool = False,
+        worker_class: type = RolloutWorker,
     ):
         self.env = as_source(env)
         self.env_id = self.env.label
@@ -64,6 +65,9 @@ class WorkerGroup:
         self.max_restarts = max_restarts
         self.num_workers = num_workers
         self.asynchronous = asynchronous and num_workers > 0
+        self.worker_class = worker_class
+        """What samples: `RolloutWorker`, or another experience source with its constructor
+        and `sample` (`MultiAgentWorker`)."""
         self.restarts = 0
         self.placement_group = ray.util.get_current_placement_group() if num_workers else None
         self.local_worker = self._local_worker() if num_workers == 0 else None
@@ -78,7 +82,7 @@ class WorkerGroup:
         return [seed + slot * self.num_envs_per_worker for seed in self.seeds]
 
     def _local_worker(self) -> RolloutWorker:
-        return RolloutWorker(
+        return self.worker_class(
             self.env, self.env_config, self.num_envs_per_worker, self._worker_seeds(0), self.make_policy
         )
 
@@ -89,7 +93,7 @@ class WorkerGroup:
                 placement_group=self.placement_group, placement_group_bundle_index=index + 1
             )
         return (
-            ray.remote(RolloutWorker)
+            ray.remote(self.worker_class)
             .options(num_cpus=1, scheduling_strategy=strategy)
             .remote(
                 self.env,
