@@ -119,7 +119,12 @@ class PolicyServer:
         from aiohttp import web
 
         self.slots = [Slot() for _ in range(self.num_slots)]
-        app = web.Application(client_max_size=self.max_request_bytes, middlewares=[self._guard])
+
+        @web.middleware
+        async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+            return await self._guard(request, handler)
+
+        app = web.Application(client_max_size=self.max_request_bytes, middlewares=[guard])
         app.add_routes(
             [
                 web.get("/health", self._health),
@@ -188,21 +193,19 @@ class PolicyServer:
 
     # -- requests -------------------------------------------------------------------------
 
-    async def _guard(self, app: Any, handler: Any) -> Any:
+    async def _guard(self, request: Any, handler: Any) -> Any:
+        """Every request: the token first, then the handler, whose refusals become JSON."""
         from aiohttp import web
 
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                return _error(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
-            try:
-                return await handler(request)
-            except RequestError as error:
-                return _error(error.status, str(error))
-            except web.HTTPRequestEntityTooLarge:
-                return _error(413, f"request larger than the limit of {self.max_request_bytes} bytes")
-
-        return guarded
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return _error(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
+        try:
+            return await handler(request)
+        except RequestError as error:
+            return _error(error.status, str(error))
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"request larger than the limit of {self.max_request_bytes} bytes")
 
     async def _body(self, request: Any) -> dict[str, Any]:
         raw = await request.read()

@@ -125,6 +125,8 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
         self.ended = np.zeros(num_envs, dtype=bool)
         """Slots whose last event ended an episode: the next step starts a new one."""
         self.last_obs: list[Any] = [None] * num_envs
+        self.answered_at = np.zeros(num_envs)
+        """When each slot's episode got its last action: silent since then."""
         self.free_generator: torch.Generator | None = None
 
     # -- the rollout worker's hooks --------------------------------------------------------
@@ -170,9 +172,11 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
         return self._batch([event.obs for event in events]), {}
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        now = time.monotonic()
         for index, event in enumerate(self.waiting):
             if event is not None:
                 self.server.answer(event, _item(actions, index))
+                self.answered_at[index] = now
         rewards = np.zeros(self.num_envs, dtype=np.float32)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
@@ -192,7 +196,6 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
         the next episode (ends of episodes that never acted are skipped)."""
         starts = self.ended[index] or self.waiting[index] is None
         deadline = time.monotonic() + self.config.connect_timeout_s
-        silent_since = time.monotonic()
         while True:
             if self.fleet is not None and self.fleet.failure is not None:
                 raise SimulatorsFailed(self.fleet.failure)
@@ -200,9 +203,9 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
                 event = self.server.slots[index].events.get(timeout=0.05)
             except queue.Empty:
                 now = time.monotonic()
-                if not starts and now - silent_since > self.config.episode_timeout_s:
+                if not starts and now - self.answered_at[index] > self.config.episode_timeout_s:
                     self.server.abandon(index, self.last_obs[index])
-                    silent_since = now
+                    self.answered_at[index] = now
                 if starts and now > deadline:
                     raise SimulatorsFailed(
                         f"no simulator episode came to slot {index} of {self.num_envs} at {self.address} "
