@@ -360,7 +360,7 @@ def test_worker_trains_on_launched_simulators_in_both_inference_modes():
 
     torch.set_num_threads(1)
     for inference in ("remote", "local"):
-        command = f"{sys.executable} {SIMULATOR} --server {{address}} --token {{token}} --seed {{seed}} --inference {inference}"
+        command = f"{{python}} {SIMULATOR} --server {{address}} --token {{token}} --inference {inference}"
         env_config = {**SPACES, "simulator": {"command": command, "per_worker": 2}}
         cfg = build_config(PPOConfig, {"env": "external", "env_config": env_config})
         spaces = external_config(env_config).spaces()
@@ -374,3 +374,31 @@ def test_worker_trains_on_launched_simulators_in_both_inference_modes():
             worker.close()
         assert len(rollout.episode_returns) > 0 and rollout.valid.mean() > 0.8, inference
         assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_tune_trial_trains_on_its_launched_simulators_and_stops_them(tmp_path):
+    from ray import tune
+
+    from rlsweep.trainables import PPO
+
+    simulator = tmp_path / "sim_for_this_test.py"  # a name no other process runs
+    simulator.write_text(SIMULATOR.read_text())
+    command = f"{{python}} {simulator} --server {{address}} --token {{token}} --seed {{seed}}"
+    config = {
+        "env": "external",
+        "env_config": {**SPACES, "simulator": {"command": command, "per_worker": 2}},
+        "num_workers": 1,
+        "num_envs_per_worker": 2,
+        "rollout_length": 32,
+        "minibatch_size": 32,
+    }
+    analysis = tune.run(
+        PPO, config=config, stop={"training_iteration": 2}, storage_path=str(tmp_path / "runs"), verbose=0
+    )
+    result = analysis.trials[0].last_result
+    left = [
+        p for p in psutil.process_iter(["cmdline"]) if str(simulator) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert (result["timesteps_total"], result["num_episodes"] > 0, left) == (128, True, [])

@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class SimulatorConfig:
     command: str
-    """A command line; {address}, {token}, {seed}, {worker} and {index} are filled in."""
+    """A command line; {address}, {token}, {seed}, {worker}, {index} and {python} (this
+    Python interpreter) are filled in."""
     per_worker: int = 1
     """Simulator processes per rollout worker and seed; num_envs_per_worker or more keep every slot busy."""
     max_restarts: int = 5
@@ -84,13 +85,14 @@ class SimulatorFleet:
                 "seed": seed + index,
                 "worker": worker,
                 "index": index,
+                "python": sys.executable,
             }
             try:
                 command = config.command.format(**values)
             except (KeyError, IndexError) as error:
                 raise ValueError(
                     f"simulator command {config.command!r} names {error}, which is none of "
-                    "{address}, {token}, {seed}, {worker}, {index}"
+                    "{address}, {token}, {seed}, {worker}, {index}, {python}"
                 ) from None
             self.simulators.append(Simulator(shlex.split(command), f"simulator {worker}.{index}"))
         self.failure: str | None = None
