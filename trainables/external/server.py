@@ -167,10 +167,12 @@ class PolicyServer:
 
     # -- what the vector env calls (from its own thread) ----------------------------------
 
-    def answer(self, event: Event, action: Any) -> None:
-        """Send `action` to the request waiting on `event`."""
-        if event.reply is not None:
-            self.loop.call_soon_threadsafe(_resolve, event.reply, action)
+    def answer(self, answers: list[tuple[Event, Any]]) -> None:
+        """Send each action to the request waiting on its event: one wake-up of the loop
+        for a whole step's answers."""
+        replies = [(event.reply, action) for event, action in answers if event.reply is not None]
+        if replies:
+            self.loop.call_soon_threadsafe(_resolve_all, replies)
 
     def abandon(self, slot: int, last_obs: Any) -> bool:
         """End the episode holding `slot` as truncated at `last_obs` if its client went
@@ -411,9 +413,10 @@ class PolicyServer:
         return self.act_freely(obs)
 
 
-def _resolve(future: asyncio.Future, value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
+def _resolve_all(replies: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, value in replies:
+        if not future.done():
+            future.set_result(value)
 
 
 def _json(payload: dict[str, Any]) -> Any:

@@ -172,11 +172,11 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
         return self._batch([event.obs for event in events]), {}
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        now = time.monotonic()
-        for index, event in enumerate(self.waiting):
-            if event is not None:
-                self.server.answer(event, _item(actions, index))
-                self.answered_at[index] = now
+        answers = [
+            (event, _item(actions, index)) for index, event in enumerate(self.waiting) if event is not None
+        ]
+        self.server.answer(answers)
+        self.answered_at[:] = time.monotonic()
         rewards = np.zeros(self.num_envs, dtype=np.float32)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
@@ -228,9 +228,7 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         if self.fleet is not None:
             self.fleet.stop()
-        for event in self.waiting:
-            if event is not None:
-                self.server.answer(event, None)
+        self.server.answer([(event, None) for event in self.waiting if event is not None])
         self.server.stop()
 
 
