@@ -57,7 +57,8 @@ class PolicyClient:
         self.inference = inference
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token or ''}"
-        self.session.verify = verify
+        self.verify = verify
+        """Passed with every request: a Session's own `verify` loses to REQUESTS_CA_BUNDLE."""
         self.timeout_s = timeout_s
         self.update_interval_s = update_interval_s
         self.flush_steps = flush_steps
@@ -180,11 +181,13 @@ class PolicyClient:
     # -- HTTP ------------------------------------------------------------------------------
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.session.post(self.address + path, json=body, timeout=self.timeout_s)
+        response = self.session.post(
+            self.address + path, json=body, timeout=self.timeout_s, verify=self.verify
+        )
         return _checked(response).json()
 
     def _get(self, path: str) -> requests.Response:
-        return _checked(self.session.get(self.address + path, timeout=self.timeout_s))
+        return _checked(self.session.get(self.address + path, timeout=self.timeout_s, verify=self.verify))
 
 
 def _checked(response: requests.Response) -> requests.Response:

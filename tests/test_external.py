@@ -402,3 +402,23 @@ def test_tune_trial_trains_on_its_launched_simulators_and_stops_them(tmp_path):
         p for p in psutil.process_iter(["cmdline"]) if str(simulator) in " ".join(p.info["cmdline"] or [])
     ]
     assert (result["timesteps_total"], result["num_episodes"] > 0, left) == (128, True, [])
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_tls_server_answers_clients_that_trust_its_certificate_only(served, certificate):
+    cert, key = certificate
+    env = served(tls_cert=cert, tls_key=key)
+    assert env.address.startswith("https://")
+    assert PolicyClient(env.address, token="secret", verify=cert).spaces()["action_space"]["n"] == 2
+    with pytest.raises(requests.exceptions.SSLError):
+        PolicyClient(env.address, token="secret").spaces()
