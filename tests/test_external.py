@@ -194,6 +194,17 @@ def test_local_inference_sends_the_episode_in_bulk_with_its_actions_and_logprobs
     assert (obs.tolist(), reward.tolist(), terminated.tolist()) == ([[3, 0, 0, 0]], [1.0], [True])
 
 
+def test_two_servers_bind_distinct_free_ports_with_their_own_tokens(served):
+    first, second = ExternalVectorEnv(SPACES, 1), ExternalVectorEnv(SPACES, 1)
+    try:
+        assert first.address != second.address and first.token != second.token
+        refused = requests.get(f"{second.address}/health", headers={"Authorization": f"Bearer {first.token}"})
+        assert refused.status_code == 401
+    finally:
+        first.close()
+        second.close()
+
+
 def test_wrong_token_is_refused_with_401(served):
     env = served()
     response = requests.post(f"{env.address}/episodes", json={}, headers={"Authorization": "Bearer nope"})
