@@ -84,13 +84,13 @@ def train(config: dict, seed: int, max_steps: int) -> tuple[int | None, float | 
     return (*reached, rate)
 
 
-def race(names: list[str], seeds: int, max_steps: int) -> None:
+def race(names: list[str], seeds: range, max_steps: int) -> None:
     print(
         f"{'contender':<16} {'seed':>4} {'steps to 475':>12} {'wall s':>7} {'steps/s':>8} "
         f"{'steps x':>8} {'wall x':>7}"
     )
     context = multiprocessing.get_context("spawn")
-    for seed in range(seeds):
+    for seed in seeds:
         baseline = None
         for name in names:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
@@ -192,7 +192,8 @@ if __name__ == "__main__":
             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         parser.add_argument("--seeds", type=int, default=3)
+        parser.add_argument("--first-seed", type=int, default=0)
         parser.add_argument("--max-steps", type=int, default=200_000)
         parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
         args = parser.parse_args()
-        race(args.contenders, args.seeds, args.max_steps)
+        race(args.contenders, range(args.first_seed, args.first_seed + args.seeds), args.max_steps)

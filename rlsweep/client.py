@@ -8,7 +8,8 @@
 
 With `inference="remote"` the server computes every action (one HTTP request per step).
 With `inference="local"` the client holds a copy of the policy (pulled from the server, and
-pulled again when the server's is newer, checked at most every `update_interval_s`), acts
+pulled again when the server's is newer: checked when an episode starts, and every
+`update_interval_s` within one), acts
 itself, and sends an episode's experience in one request when it ends (or every
 `flush_steps` steps of a long episode). Local inference needs torch; the protocol itself
 is plain HTTP and JSON (docs/external.md), for clients in any language.
@@ -46,7 +47,7 @@ class PolicyClient:
         inference: str = "remote",
         token: str | None = None,
         *,
-        update_interval_s: float = 10.0,
+        update_interval_s: float = 2.0,
         flush_steps: int = 1000,
         timeout_s: float = 120.0,
         verify: bool | str = True,
@@ -73,7 +74,7 @@ class PolicyClient:
     def start_episode(self, episode_id: str | None = None, training_enabled: bool = True) -> str:
         """Open an episode; returns its id."""
         if self.inference == "local":
-            self._refresh_policy()
+            self._refresh_policy(check_now=True)  # each episode acts with the newest policy
             episode_id = episode_id or uuid.uuid4().hex
             self._episodes[episode_id] = _LocalEpisode(training_enabled)
         body = {"training_enabled": training_enabled}
@@ -161,10 +162,11 @@ class PolicyClient:
             "extras": extras,
         }
 
-    def _refresh_policy(self) -> None:
-        """Pull the server's policy if it is newer than ours (checked every update_interval_s)."""
+    def _refresh_policy(self, check_now: bool = False) -> None:
+        """Pull the server's policy if it is newer than ours (checked at every episode's start,
+        and every update_interval_s within an episode)."""
         now = time.monotonic()
-        if self.policy is not None and now - self._checked_at < self.update_interval_s:
+        if self.policy is not None and not check_now and now - self._checked_at < self.update_interval_s:
             return
         self._checked_at = now
         if self.policy is not None and self._get("/policy/version").json()["version"] == self.policy_version:
