@@ -48,7 +48,7 @@ class PolicyClient:
         token: str | None = None,
         *,
         update_interval_s: float = 2.0,
-        flush_steps: int = 1000,
+        flush_steps: int = 128,
         timeout_s: float = 120.0,
         verify: bool | str = True,
     ):

@@ -179,8 +179,7 @@ def test_local_inference_sends_the_episode_in_bulk_with_its_actions_and_logprobs
         actions.append(client.get_action(episode, [step, 0, 0, 0]))
         client.log_returns(episode, 1.0)
     assert env.server.slots[0].events.empty()  # nothing was sent while the episode ran
-    client.end_episode(episode, [3, 0, 0, 0])
-    assert client.policy_version == 3
+    ended = in_background(client.end_episode, episode, [3, 0, 0, 0])  # returns once replayed
     obs, _ = env.reset()
     seen, logprobs = [], []
     for _ in range(3):
@@ -189,6 +188,8 @@ def test_local_inference_sends_the_episode_in_bulk_with_its_actions_and_logprobs
         seen.append(int(step_actions[0]))
         logprobs.append(float(extras["logprob"][0]))
         obs, reward, terminated, *_ = env.step(step_actions)
+    ended()
+    assert client.policy_version == 3
     assert seen == actions
     assert all(-1.0 < logprob < 0 for logprob in logprobs)  # two actions: log p near log 0.5
     assert (obs.tolist(), reward.tolist(), terminated.tolist()) == ([[3, 0, 0, 0]], [1.0], [True])

@@ -39,7 +39,7 @@ class Event:
     end: str | None = None
     """None while the episode runs, "terminated" or "truncated" at its end."""
     reply: asyncio.Future | None = None
-    """Awaits the action (get_action); None when the client chose it (log_action, local inference)."""
+    """Awaits the action (get_action), or the step past a bulk of experience; None otherwise."""
     action: Any = None
     """The client's own action, in the env's form."""
     extras: dict[str, float] = field(default_factory=dict)
@@ -139,7 +139,7 @@ class PolicyServer:
                 web.post("/episodes/{id}/experience", self._experience),
             ]
         )
-        self.runner = web.AppRunner(app, access_log=None)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()
         context = None
         if self.tls:
@@ -161,8 +161,12 @@ class PolicyServer:
             self.thread.join(timeout=10)
 
     async def _stop(self) -> None:
-        for episode in self.episodes.values():
-            episode.waiting = False
+        # Requests still waiting for a step that will not come are answered "stopping" (410).
+        for slot in self.slots:
+            while not slot.events.empty():
+                event = slot.events.get_nowait()
+                if event.reply is not None and not event.reply.done():
+                    event.reply.set_result(None)
         await self.runner.cleanup()
 
     # -- what the vector env calls (from its own thread) ----------------------------------
@@ -397,14 +401,25 @@ class PolicyServer:
                 self._finish(episode)
             return _json({"steps": 0})
         slot = await self._acquire(episode)
+        replayed = None
         if steps:
             steps[0].reward += episode.reward
+            # Answered when the vector env steps past the last of them: the client waits for
+            # that, so simulators cannot run ahead of the learner with ever staler experience.
+            replayed = steps[-1].reply = self.loop.create_future()
         for event in steps:
             slot.events.put(event)
         episode.reward = float(rewards[-1]) if rewards and end is None else 0.0
         if end is not None:
             slot.events.put(end)
-            self._finish(episode)
+        try:
+            if replayed is not None and await replayed is None:
+                raise RequestError(410, "the server is stopping")
+        finally:
+            # The slot stays this episode's until it is replayed: a new episode that took it
+            # earlier would wait behind it while another slot waits for an episode.
+            if end is not None:
+                self._finish(episode)
         return _json({"steps": len(steps)})
 
     def _act_freely(self, obs: Any) -> Any:
