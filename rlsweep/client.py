@@ -50,6 +50,7 @@ class PolicyClient:
         update_interval_s: float = 2.0,
         flush_steps: int = 128,
         timeout_s: float = 120.0,
+        connect_timeout_s: float = 60.0,
         verify: bool | str = True,
     ):
         if inference not in ("remote", "local"):
@@ -61,6 +62,7 @@ class PolicyClient:
         self.verify = verify
         """Passed with every request: a Session's own `verify` loses to REQUESTS_CA_BUNDLE."""
         self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self.update_interval_s = update_interval_s
         self.flush_steps = flush_steps
         self.policy: Any = None
@@ -183,13 +185,29 @@ class PolicyClient:
     # -- HTTP ------------------------------------------------------------------------------
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.session.post(
-            self.address + path, json=body, timeout=self.timeout_s, verify=self.verify
-        )
-        return _checked(response).json()
+        return self._request("POST", path, json=body).json()
 
     def _get(self, path: str) -> requests.Response:
-        return _checked(self.session.get(self.address + path, timeout=self.timeout_s, verify=self.verify))
+        return self._request("GET", path)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request; while the server cannot be reached (not started yet, as in attach
+        mode, or restarting) it is retried with backoff for up to `connect_timeout_s`."""
+        deadline = time.monotonic() + self.connect_timeout_s
+        delay = 0.1
+        while True:
+            try:
+                response = self.session.request(
+                    method, self.address + path, timeout=self.timeout_s, verify=self.verify, **kwargs
+                )
+                return _checked(response)
+            except requests.exceptions.SSLError:
+                raise  # a certificate the client does not trust: waiting will not help
+            except requests.ConnectionError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
 
 def _checked(response: requests.Response) -> requests.Response:

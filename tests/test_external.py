@@ -434,3 +434,24 @@ def test_tls_server_answers_clients_that_trust_its_certificate_only(served, cert
     assert PolicyClient(env.address, token="secret", verify=cert).spaces()["action_space"]["n"] == 2
     with pytest.raises(requests.exceptions.SSLError):
         PolicyClient(env.address, token="secret").spaces()
+
+
+def test_client_waits_for_a_server_that_is_not_up_yet():
+    import socket
+
+    with socket.socket() as probe:  # a port nobody serves yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env_holder = []
+
+    def start_later():
+        time.sleep(0.5)
+        env_holder.append(ExternalVectorEnv({**SPACES, "token": "secret", "port": port}, 1))
+
+    starter = in_background(start_later)
+    try:
+        spaces = PolicyClient(f"http://127.0.0.1:{port}", token="secret", connect_timeout_s=20).spaces()
+        assert spaces["action_space"]["n"] == 2
+    finally:
+        starter()
+        env_holder[0].close()
