@@ -218,7 +218,9 @@ class Algorithm(tune.Trainable):
             learn_time_s=learn_time,
             num_worker_restarts=self.workers.restarts,
         )
-        if cfg.evaluation_interval and self.iteration % cfg.evaluation_interval == 0:
+        # Simulators evaluate nothing on the side: their episodes are the training's own.
+        evaluates = cfg.evaluation_interval and not self.env.external
+        if evaluates and self.iteration % cfg.evaluation_interval == 0:
             self.last_evaluation = self._evaluate_seeds()
         if self.last_evaluation:
             result.update(self.seed_results(self.last_evaluation, prefix="evaluation/"))

@@ -76,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(train)
     train.set_defaults(handler=run_commands.train)
 
+    serve = commands.add_parser(
+        "serve",
+        help="attach mode: train one trial of an `env: external` experiment (its fixed config) "
+        "on simulators started elsewhere; prints the address and token they connect with",
+    )
+    serve.add_argument("experiment", help="a shipped experiment's name or a YAML file with env: external")
+    serve.add_argument("--port", type=int, required=True, help="the port to serve on")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to bind (default: loopback)")
+    serve.add_argument("--token", help="the token simulators send (default: a fresh random one)")
+    add_overrides(serve, SET_HELP)
+    add_run_options(serve)
+    serve.set_defaults(handler=run_commands.serve)
+
     evaluate = commands.add_parser(
         "evaluate", help="run a checkpoint's policy deterministically; no Ray needed"
     )

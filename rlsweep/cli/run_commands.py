@@ -83,6 +83,45 @@ def train(args: argparse.Namespace) -> int:
     return 1 if outcome.count(Ending.FAILED) else 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """One trial of an external-simulator experiment with its fixed config, served on a
+    known port and token for simulators that rlsweep does not launch."""
+    import secrets
+
+    from rlsweep.experiment.files import load_experiment
+    from rlsweep.experiment.training import training_experiment
+    from rlsweep.results.trials import Ending
+
+    experiment = load_experiment(args.experiment, experiment_overrides(args))
+    if experiment.env != "external":
+        raise ConfigError(
+            f"experiment {experiment.name!r} has env {experiment.env!r}; rlsweep serve runs "
+            "experiments with env: external"
+        )
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    token = args.token or secrets.token_urlsafe(16)
+    config = dict(experiment.config)
+    env_config = {k: v for k, v in dict(config.get("env_config") or {}).items() if k != "simulator"}
+    env_config.update(host=args.host, port=args.port, token=token)
+    # One server: a fixed port serves one worker and one seed.
+    config.update(env=experiment.env, env_config=env_config, num_workers=0, num_seeds=1)
+    scheme = "https" if env_config.get("tls_cert") else "http"
+    print(f"Serving simulators at {scheme}://{args.host}:{args.port} with token {token}", flush=True)
+    served = training_experiment(
+        experiment.algorithm,
+        config,
+        experiment.stop,
+        checkpoint_frequency=experiment.checkpoint_frequency,
+        results_dir=experiment.results_dir,
+        runtime_env=experiment.runtime_env,
+    )
+    outcome = _run(served, args)
+    if outcome.interrupted:
+        return 130
+    return 1 if outcome.count(Ending.FAILED) else 0
+
+
 def check(args: argparse.Namespace) -> int:
     from rlsweep.experiment.check import check_experiment, check_lines
     from rlsweep.experiment.files import load_experiment, resolve_experiment_path

@@ -37,7 +37,10 @@ def training_experiment(
             "env": env,
             "config": config,
             "search_space": FIXED_SPACE,
-            "metric": "evaluation/episode_return_mean" if evaluation_interval else "episode_return_mean",
+            # External simulators run no evaluation episodes (see docs/external.md).
+            "metric": "evaluation/episode_return_mean"
+            if evaluation_interval and env != "external"
+            else "episode_return_mean",
             "num_samples": 1,
             "max_concurrent_trials": 1,
             "stop": dataclasses.asdict(stop),

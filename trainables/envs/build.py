@@ -60,6 +60,12 @@ def make_vector_env(
     kwargs = dict(env_config or {})
     if source.is_atari:
         return atari.make_vector_env(source.spec, num_envs, kwargs)
+    if source.external:
+        from rlsweep.trainables.external.vector_env import ExternalVectorEnv
+
+        return gym.wrappers.vector.RecordEpisodeStatistics(
+            ExternalVectorEnv(kwargs, num_envs, worker_index=worker_index)
+        )
     if source.spec is not None:
         mode = "vector_entry_point" if _has_native_vector(source.spec, kwargs) else "sync"
         vector_env = gym.make_vec(
@@ -82,6 +88,10 @@ def env_spaces(
     source = as_source(env)
     if source.is_atari:
         return atari.spaces(source.spec, env_config)
+    if source.external:
+        from rlsweep.trainables.external.vector_env import external_config
+
+        return external_config(env_config).spaces()
     instance = make_env(source, env_config)
     spaces = instance.observation_space, instance.action_space
     instance.close()

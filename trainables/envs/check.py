@@ -75,6 +75,8 @@ def check_env(
     label = source.label
     if source.is_atari:
         return _check_atari(source, env_config)
+    if source.external:
+        return _check_external(source, env_config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         instance = _build_checked(source, env_config, num_workers)
@@ -120,6 +122,15 @@ def _check_atari(source: EnvSource, env_config: dict[str, Any] | None) -> EnvRep
         )
     finally:
         games.close()
+
+
+def _check_external(source: EnvSource, env_config: dict[str, Any] | None) -> EnvReport:
+    """Simulators are not stepped before training: their config and spaces are checked."""
+    from rlsweep.trainables.external.vector_env import external_config
+
+    observation_space, action_space = external_config(env_config).spaces()
+    check_supported_spaces(source.label, observation_space, action_space)
+    return EnvReport(source, observation_space, action_space)
 
 
 def _build_checked(source: EnvSource, env_config: dict[str, Any] | None, num_workers: int) -> gym.Env:

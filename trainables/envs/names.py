@@ -9,7 +9,9 @@
     "rlsweep/MemoryCue-v0"  one of rlsweep's own envs (`partially_observed.py`);
     "maze"                  a name registered with `ray.tune.registry.register_env(name, creator)`;
     "Maze-v0"               an id registered with `gym.register` in the driver process only: it
-                            reaches trial processes through `publish_gym_registration`.
+                            reaches trial processes through `publish_gym_registration`;
+    "external"              simulators that call in over HTTP (`trainables/external/`); env_config
+                            gives the spaces and how to launch them.
 
 A trial resolves its env once (`resolve_env`) and hands the resulting `EnvSource` to its
 workers, which build envs from it without looking the name up again: a gymnasium id
@@ -59,6 +61,8 @@ class EnvSource:
     config_as_keywords: bool = False
     """The creator takes env_config's keys as keyword arguments (gymnasium's convention), not
     one EnvContext (RLlib's, and always register_env's): see `takes_config_as_keywords`."""
+    external: bool = False
+    """Simulators serve the experience (`env: external`); env_config is an ExternalConfig."""
 
     @property
     def is_gymnasium_own(self) -> bool:
@@ -104,6 +108,8 @@ def resolve_env(env: EnvSpecifier) -> EnvSource:
             "config key 'env' must be an env id, 'module:Name', or a gymnasium.Env class or factory, "
             f"got {env!r}"
         )
+    if env == "external":
+        return EnvSource(env, external=True)
     module_name, _, name = env.rpartition(":")
     if module_name:
         module = _import_env_module(env, module_name)

@@ -12,6 +12,7 @@ import torch
 
 from rlsweep.trainables.envs.build import episode_stats, make_vector_env
 from rlsweep.trainables.envs.names import EnvSource, EnvSpecifier, as_source
+from rlsweep.trainables.external.vector_env import ExternalVectorEnv
 from rlsweep.trainables.models.policy import Policy
 from rlsweep.trainables.sampling.rollout import Rollout
 from rlsweep.trainables.seeds import generators
@@ -50,6 +51,14 @@ class RolloutWorker:
             for _ in seeds
         ]
         self.policy = make_policy()
+        self.external = [
+            (k, env.unwrapped)
+            for k, env in enumerate(self.envs)
+            if isinstance(env.unwrapped, ExternalVectorEnv)
+        ]
+        """Seeds whose experience simulators serve: they see each new policy, and may have
+        chosen actions themselves (`ExternalVectorEnv.logged_actions`)."""
+        self._announce_policy(0)
         self.generators = generators(seeds)
         first_steps = [env.reset(seed=seed) for env, seed in zip(self.envs, seeds, strict=True)]
         for env, seed in zip(self.envs, seeds, strict=True):
@@ -66,6 +75,7 @@ class RolloutWorker:
         `num_steps` times."""
         start = time.perf_counter()
         self.policy.set_weights(weights)
+        self._announce_policy(policy_version)
         shape = (num_steps, *self.autoreset.shape)
         obs = {key: np.empty((num_steps + 1, *value.shape), value.dtype) for key, value in self.obs.items()}
         rewards = np.empty(shape, dtype=np.float32)
@@ -82,6 +92,8 @@ class RolloutWorker:
             for key, value in self.state.items():
                 memory[key][t] = value
             action, extra, self.state = self.policy.explore(self.obs, self.state, self.generators)
+            for k, source in self.external:
+                source.logged_actions(action[k], {key: value[k] for key, value in extra.items()})
             env_action = self.policy.env_actions(action)
             steps = [self._step(env, env_action[k]) for k, env in enumerate(self.envs)]
             self.obs = self.policy.layout.encode_seeds(steps)
@@ -118,6 +130,10 @@ class RolloutWorker:
             policy_version=policy_version,
             memory=memory,
         )
+
+    def _announce_policy(self, version: int) -> None:
+        for k, source in self.external:
+            source.policy_updated(self.policy.of_seed(k), version)
 
     def _step(self, env: Any, action: np.ndarray) -> tuple[Any, ...]:
         try:

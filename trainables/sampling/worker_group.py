@@ -172,6 +172,10 @@ class WorkerGroup:
     def stop(self) -> None:
         if self.local_worker is not None:
             self.local_worker.close()
+        # Closing first lets workers stop what they started (external simulators) before
+        # their processes go; a worker that does not answer in time is killed anyway.
+        closing = [actor.close.remote() for actor in self.actors]
+        ray.wait(closing, num_returns=len(closing), timeout=20)
         for actor in self.actors:
             ray.kill(actor)
         self.actors = []
