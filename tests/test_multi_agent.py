@@ -298,3 +298,11 @@ def test_a_registered_env_name_builds_the_multi_agent_env():
     register_env("test_turns", lambda config: TurnTakingEnv(config))
     spaces = check_multi_agent_env(resolve_multi_agent_env("test_turns"))
     assert spaces.agents == ["a", "b", "c"]
+
+
+def test_a_held_out_test_on_several_seeds_is_refused_before_the_search_starts(capsys):
+    from rlsweep.cli import main
+
+    assert main(["check", "tictactoe_selfplay", "--set", "test.seeds=3", "--set", "test.top=1"]) == 2
+    err = capsys.readouterr().err
+    assert "experiment key 'test.seeds' is 3, but the held-out test cannot train them" in err

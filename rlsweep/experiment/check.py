@@ -15,6 +15,7 @@ from rlsweep.experiment.hyperparameters import trial_hyperparameters
 from rlsweep.experiment.runtime_env import code_on_path
 from rlsweep.experiment.schema import Experiment
 from rlsweep.experiment.space_check import SampledConfig, sample_configs
+from rlsweep.trainables.algorithm_config import AlgorithmConfig
 from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.envs.check import EnvReport
 from rlsweep.trainables.models.observations import ObservationLayout
@@ -57,8 +58,23 @@ def check_experiment(experiment: Experiment, *, run_env_checker: bool = True) ->
         report = trainable.check_environment(sampled[0].config, run_env_checker=run_env_checker)
         for sample in sampled[1:]:
             trainable.check_spaces(sample.config, report.observation_space, report.action_space)
+        _check_held_out_seeds(experiment, sampled[0].config)
     _check_stop_target(experiment, report)
     return ExperimentCheck(experiment, report, sampled)
+
+
+def _check_held_out_seeds(experiment: Experiment, config: AlgorithmConfig) -> None:
+    """The held-out test trains each top config on `test.seeds` seeds as one batched trial;
+    an algorithm that cannot batch seeds would fail only after the whole search."""
+    if experiment.test is None or experiment.test.seeds == 1:
+        return
+    try:
+        dataclasses.replace(config, num_seeds=experiment.test.seeds).validate()
+    except ConfigError as error:
+        raise ConfigError(
+            f"experiment key 'test.seeds' is {experiment.test.seeds}, but the held-out test cannot "
+            f"train them: {error}; set test.seeds: 1 or test: null"
+        ) from None
 
 
 def _check_stop_target(experiment: Experiment, env: EnvReport) -> None:

@@ -175,7 +175,8 @@ class WorkerGroup:
         # Closing first lets workers stop what they started (external simulators) before
         # their processes go; a worker that does not answer in time is killed anyway.
         closing = [actor.close.remote() for actor in self.actors]
-        ray.wait(closing, num_returns=len(closing), timeout=20)
+        if closing:  # ray.wait would start a Ray of its own in a process without one
+            ray.wait(closing, num_returns=len(closing), timeout=20)
         for actor in self.actors:
             ray.kill(actor)
         self.actors = []
