@@ -9,7 +9,7 @@ SEEDS ?= 5
 # Optional extras to install too: `make setup EXTRAS=box2d,mujoco` (box2d, mujoco, atari, all; dashboard).
 EXTRAS ?=
 # What the test suite runs envs from; `make test` installs them.
-TEST_EXTRAS ?= box2d,mujoco,atari,minigrid,zoo,dashboard
+TEST_EXTRAS ?= box2d,mujoco,atari,minigrid,zoo,dashboard,offline
 comma := ,
 
 ALGO ?= PPO

@@ -172,11 +172,19 @@ class Algorithm(tune.Trainable):
         self.episodes = TrainingEpisodes(cfg.num_seeds)
         self.last_evaluation: SeedMetrics = {}
         self.evaluation_envs: list[gym.vector.VectorEnv] = []
+        self.workers = self.experience_source()
+        if cfg.restore_from is not None:
+            self.load_checkpoint(cfg.restore_from)
+
+    def experience_source(self) -> WorkerGroup | None:
+        """Where the learner's experience comes from: rollout workers stepping the env (an
+        offline algorithm reads a dataset instead and has none)."""
+        cfg = self.algo_config
         # Workers act on their own CPU; the partial pickles the policy class by reference.
         make_worker_policy = functools.partial(
             self.policy_class, cfg, self.observation_space, self.action_space, "cpu", self.seeds
         )
-        self.workers = WorkerGroup(
+        return WorkerGroup(
             cfg.num_workers,
             self.env,
             cfg.env_config,
@@ -186,8 +194,6 @@ class Algorithm(tune.Trainable):
             cfg.max_worker_restarts,
             cfg.async_sampling,
         )
-        if cfg.restore_from is not None:
-            self.load_checkpoint(cfg.restore_from)
 
     def step(self) -> dict[str, Any]:
         cfg = self.algo_config
@@ -305,7 +311,8 @@ class Algorithm(tune.Trainable):
         return True
 
     def cleanup(self) -> None:
-        self.workers.stop()
+        if self.workers is not None:
+            self.workers.stop()
         for env in self.evaluation_envs:
             env.close()
 
