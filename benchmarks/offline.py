@@ -1,0 +1,115 @@
+"""Offline RL on recorded classic-control datasets: does each algorithm reach its target?
+
+    python benchmarks/offline.py [--seeds 1] [--only bc|cql|iql]
+
+The datasets are recorded first, with the recipes of experiments/offline (hand-written
+experts from examples/offline/controllers.py; `medium` is the Pendulum expert with half
+its actions replaced by uniform random ones). Each algorithm trains in-process (no Ray)
+for a fixed number of gradient steps, then its greedy policy is evaluated on 20 episodes.
+Scores are normalized as the offline literature does: 0 = random policy, 100 = expert
+(the reference returns each recipe stores in its dataset).
+
+Targets (issue 23): BC on expert data reaches >= 95% of the expert's return; CQL and IQL
+on medium Pendulum beat the behaviour policy by >= 10 normalized points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rlsweep.trainables import registry  # noqa: E402
+from rlsweep.trainables.offline.formats import write_npz  # noqa: E402
+from rlsweep.trainables.offline.record import record  # noqa: E402
+
+CARTPOLE_REFS = (21.0, 500.0)  # random, expert (the recipes' --ref-min-score / --ref-max-score)
+PENDULUM_REFS = (-1200.0, -132.0)
+CONTROLLERS = "examples.offline.controllers"
+
+DATASETS = {
+    "cartpole-expert": dict(env="CartPole-v1", policy=f"{CONTROLLERS}:cartpole_expert", episodes=20, refs=CARTPOLE_REFS),
+    "pendulum-expert": dict(env="Pendulum-v1", policy=f"{CONTROLLERS}:pendulum_expert", episodes=50, refs=PENDULUM_REFS),
+    "pendulum-medium": dict(
+        env="Pendulum-v1", policy=f"{CONTROLLERS}:pendulum_expert", episodes=100, epsilon=0.5, refs=PENDULUM_REFS
+    ),
+}  # fmt: skip
+
+RUNS = [
+    # (group, algorithm, dataset, config, gradient steps)
+    ("bc", "BC", "cartpole-expert", {}, 2_000),
+    ("bc", "BC", "pendulum-expert", {}, 5_000),
+    ("cql", "CQL", "pendulum-medium", {"num_sampled_actions": 4}, 5_000),
+    ("iql", "IQL", "pendulum-medium", {}, 10_000),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--only", choices=["bc", "cql", "iql"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    os.chdir(ROOT)
+    folder = Path(tempfile.mkdtemp(prefix="rlsweep-offline-bench-"))
+    os.environ["RLSWEEP_DATASET_CACHE"] = str(folder / "cache")
+    behaviour = {}
+    for name, recipe in DATASETS.items():
+        low, high = recipe["refs"]
+        dataset = record(
+            recipe["env"], recipe["policy"], episodes=recipe["episodes"], seed=1,
+            epsilon=recipe.get("epsilon", 0.0), ref_min_score=low, ref_max_score=high,
+        )  # fmt: skip
+        write_npz(dataset, folder / f"{name}.npz")
+        returns = dataset.episode_returns()
+        behaviour[name] = (returns.mean(), float(dataset.info.normalized_score(returns.mean())), len(dataset))
+        print(f"recorded {name}: {len(dataset)} transitions, behaviour return {returns.mean():.1f}", flush=True)
+
+    rows = []
+    for group, algorithm, name, config, steps in RUNS:
+        if args.only and group != args.only:
+            continue
+        trainable = registry.get_algorithm(algorithm)
+        iterations = steps // 1000
+        start = time.perf_counter()
+        algo = trainable(
+            config={
+                "env": DATASETS[name]["env"], "dataset": str(folder / f"{name}.npz"), "num_seeds": args.seeds,
+                "updates_per_iteration": 1000, "evaluation_interval": iterations, "evaluation_num_episodes": 20,
+                "fqe_updates": 2000, **config,
+            }
+        )  # fmt: skip
+        for _ in range(iterations):
+            result = algo.train()
+        algo.stop()
+        wall = time.perf_counter() - start
+        data_return, data_score, transitions = behaviour[name]
+        rows.append(
+            (algorithm, name, transitions, steps, data_return, data_score,
+             result["evaluation/episode_return_mean"], result["evaluation/normalized_score"],
+             result["evaluation/fqe_value"], wall)
+        )  # fmt: skip
+        print(f"{algorithm} on {name}: {rows[-1][6]:.1f} ({rows[-1][7]:.1f} normalized) in {wall:.0f} s", flush=True)
+
+    print()
+    print("| algorithm | dataset | transitions | gradient steps | behaviour return (norm.) | "
+          "policy return (norm.) | policy / behaviour | FQE estimate (discounted) | wall s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for algorithm, name, transitions, steps, data_return, data_score, ret, score, fqe, wall in rows:
+        print(
+            f"| {algorithm} | {name} | {transitions} | {steps} | {data_return:.1f} ({data_score:.1f}) | "
+            f"{ret:.1f} ({score:.1f}) | {score - data_score:+.1f} points | {fqe:.1f} | {wall:.0f} |"
+        )
+    print(f"\n(seeds per run: {args.seeds}; returns are the mean over seeds of 20 greedy episodes)")
+
+
+if __name__ == "__main__":
+    main()
