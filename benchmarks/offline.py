@@ -35,11 +35,13 @@ CARTPOLE_REFS = (21.0, 500.0)  # random, expert (the recipes' --ref-min-score / 
 PENDULUM_REFS = (-1200.0, -132.0)
 CONTROLLERS = "examples.offline.controllers"
 
+CARTPOLE_EXPERT = f"{CONTROLLERS}:cartpole_expert"
+PENDULUM_EXPERT = f"{CONTROLLERS}:pendulum_expert"
 DATASETS = {
-    "cartpole-expert": dict(env="CartPole-v1", policy=f"{CONTROLLERS}:cartpole_expert", episodes=20, refs=CARTPOLE_REFS),
-    "pendulum-expert": dict(env="Pendulum-v1", policy=f"{CONTROLLERS}:pendulum_expert", episodes=50, refs=PENDULUM_REFS),
+    "cartpole-expert": dict(env="CartPole-v1", policy=CARTPOLE_EXPERT, episodes=20, refs=CARTPOLE_REFS),
+    "pendulum-expert": dict(env="Pendulum-v1", policy=PENDULUM_EXPERT, episodes=50, refs=PENDULUM_REFS),
     "pendulum-medium": dict(
-        env="Pendulum-v1", policy=f"{CONTROLLERS}:pendulum_expert", episodes=100, epsilon=0.5, refs=PENDULUM_REFS
+        env="Pendulum-v1", policy=PENDULUM_EXPERT, episodes=100, epsilon=0.5, refs=PENDULUM_REFS
     ),
 }  # fmt: skip
 
@@ -71,7 +73,9 @@ def main() -> None:
         write_npz(dataset, folder / f"{name}.npz")
         returns = dataset.episode_returns()
         behaviour[name] = (returns.mean(), float(dataset.info.normalized_score(returns.mean())), len(dataset))
-        print(f"recorded {name}: {len(dataset)} transitions, behaviour return {returns.mean():.1f}", flush=True)
+        print(
+            f"recorded {name}: {len(dataset)} transitions, behaviour return {returns.mean():.1f}", flush=True
+        )
 
     rows = []
     for group, algorithm, name, config, steps in RUNS:
@@ -82,8 +86,8 @@ def main() -> None:
         start = time.perf_counter()
         algo = trainable(
             config={
-                "env": DATASETS[name]["env"], "dataset": str(folder / f"{name}.npz"), "num_seeds": args.seeds,
-                "updates_per_iteration": 1000, "evaluation_interval": iterations, "evaluation_num_episodes": 20,
+                "env": DATASETS[name]["env"], "dataset": str(folder / f"{name}.npz"),
+                "num_seeds": args.seeds, "updates_per_iteration": 1000, "evaluation_interval": iterations, "evaluation_num_episodes": 20,
                 "fqe_updates": 2000, **config,
             }
         )  # fmt: skip
@@ -97,7 +101,10 @@ def main() -> None:
              result["evaluation/episode_return_mean"], result["evaluation/normalized_score"],
              result["evaluation/fqe_value"], wall)
         )  # fmt: skip
-        print(f"{algorithm} on {name}: {rows[-1][6]:.1f} ({rows[-1][7]:.1f} normalized) in {wall:.0f} s", flush=True)
+        print(
+            f"{algorithm} on {name}: {rows[-1][6]:.1f} ({rows[-1][7]:.1f} normalized) in {wall:.0f} s",
+            flush=True,
+        )
 
     print()
     print("| algorithm | dataset | transitions | gradient steps | behaviour return (norm.) | "

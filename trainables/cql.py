@@ -211,7 +211,9 @@ class CQL(OfflineAlgorithm):
             )
         q1, q2 = self.critic(batch.obs, actions)
         sampled, density = self.sampled_q(batch.obs, batch.next_obs)
-        penalty = conservative_penalty(sampled[0], density, q1) + conservative_penalty(sampled[1], density, q2)
+        penalty = conservative_penalty(sampled[0], density, q1) + conservative_penalty(
+            sampled[1], density, q2
+        )
         critic_loss = twin_q_loss(q1, q2, targets) + cfg.cql_alpha * penalty  # [K]
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.sum().backward()
@@ -262,7 +264,9 @@ class CQL(OfflineAlgorithm):
             self.log_alpha.copy_(state["log_alpha"])
 
 
-def conservative_penalty(q_sampled: torch.Tensor, log_density: torch.Tensor, q_data: torch.Tensor) -> torch.Tensor:
+def conservative_penalty(
+    q_sampled: torch.Tensor, log_density: torch.Tensor, q_data: torch.Tensor
+) -> torch.Tensor:
     """mean_B [ log sum_j exp(Q(s, a_j) - log mu(a_j|s)) - Q(s, a_data) ]: CQL's term;
     q_sampled and log_density [..., B, M], q_data [..., B]; one value per leading index.
 

@@ -67,7 +67,9 @@ class IQL(OfflineAlgorithm):
     def setup_learner(self) -> None:
         cfg = self.algo_config
         policy, space = self.policy, self.action_space
-        self.action_dim = int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))
+        self.action_dim = (
+            int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))
+        )
         self.critic = TwinQ(policy.init_generators, policy.spec, self.action_dim).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         named = dict(policy.network.named_parameters())

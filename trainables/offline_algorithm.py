@@ -76,7 +76,9 @@ class OfflineConfig(AlgorithmConfig):
         check_range("fqe_updates", self.fqe_updates, 0)
         check_range("fqe_lr", self.fqe_lr, 0, low_inclusive=False)
         if self.use_lstm:
-            raise ConfigError("config key 'use_lstm' is true, but offline algorithms train memoryless policies")
+            raise ConfigError(
+                "config key 'use_lstm' is true, but offline algorithms train memoryless policies"
+            )
 
 
 class OfflineBatch(NamedTuple):
@@ -173,7 +175,9 @@ class OfflineAlgorithm(Algorithm):
         for _ in range(cfg.updates_per_iteration):
             for key, value in self.update(self.batch(self.sample_rows(cfg.batch_size))).items():
                 stats[key].append(value)
-        metrics: SeedMetrics = {key: torch.stack(values).mean(0).cpu().numpy() for key, values in stats.items()}
+        metrics: SeedMetrics = {
+            key: torch.stack(values).mean(0).cpu().numpy() for key, values in stats.items()
+        }
         self.timesteps_total += cfg.updates_per_iteration
         learn_time = time.perf_counter() - start
         self._check_finite(metrics)

@@ -8,9 +8,9 @@ names, so a sweep fails on a bad file in one line, not in a trial.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rlsweep.experiment.runtime_env import check_runtime_env, code_on_path

@@ -33,10 +33,7 @@ def is_npz(name: str) -> bool:
 def read_dataset(name: str) -> Dataset:
     """The dataset `name` names, checked for consistent lengths and finite values; every
     problem is a one-line ConfigError."""
-    if is_npz(name):
-        dataset = read_npz(Path(name).expanduser())
-    else:
-        dataset = read_minari(name)
+    dataset = read_npz(Path(name).expanduser()) if is_npz(name) else read_minari(name)
     dataset.check(repr(name))
     return dataset
 

@@ -40,9 +40,7 @@ def load_actor(policy: str, action_space: gym.spaces.Space) -> ActFn:
         return loaded.compute_single_action
     module_name, _, function = policy.partition(":")
     if not function:
-        raise ConfigError(
-            f"policy {policy!r} is neither 'random', a checkpoint folder, nor module:function"
-        )
+        raise ConfigError(f"policy {policy!r} is neither 'random', a checkpoint folder, nor module:function")
     if str(Path.cwd()) not in sys.path:  # a module beside the user's files, as `python -m` finds it
         sys.path.insert(0, str(Path.cwd()))
     try:
