@@ -87,7 +87,8 @@ def main() -> None:
         algo = trainable(
             config={
                 "env": DATASETS[name]["env"], "dataset": str(folder / f"{name}.npz"),
-                "num_seeds": args.seeds, "updates_per_iteration": 1000, "evaluation_interval": iterations, "evaluation_num_episodes": 20,
+                "num_seeds": args.seeds, "updates_per_iteration": 1000, "evaluation_interval": iterations,
+                "evaluation_num_episodes": 20,
                 "fqe_updates": 2000, **config,
             }
         )  # fmt: skip

@@ -109,7 +109,7 @@ def test_missing_dataset_file_is_one_line(tmp_path):
 
 def test_corrupt_dataset_file_is_one_line(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(ConfigError, match="not a readable .npz"):
+    with pytest.raises(ConfigError, match=r"not a readable \.npz"):
         read_dataset(str(tmp_path / "bad.npz"))
 
 

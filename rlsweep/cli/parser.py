@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     record = commands.add_parser(
         "record",
         help="roll a policy out in an env into a dataset (Minari or .npz) for offline algorithms",
-        description="Record transitions of a policy (random, an rlsweep checkpoint, or a module:fn taking one "
-        "observation) with optional exploration noise, for --episodes or --steps, into OUTPUT: a .npz file, a "
-        "Minari dataset id (under MINARI_DATASETS_PATH) or a Minari dataset folder. The seed makes it "
+        description="Record transitions of a policy (random, an rlsweep checkpoint, or a module:fn taking "
+        "one observation) with optional exploration noise, for --episodes or --steps, into OUTPUT: a .npz "
+        "file, a Minari dataset id (under MINARI_DATASETS_PATH) or a Minari dataset folder. The seed makes it "
         "reproducible.",
     )
     record.add_argument(
