@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="roll a policy out in an env into a dataset (Minari or .npz) for offline algorithms",
         description="Record transitions of a policy (random, an rlsweep checkpoint, or a module:fn taking "
         "one observation) with optional exploration noise, for --episodes or --steps, into OUTPUT: a .npz "
-        "file, a Minari dataset id (under MINARI_DATASETS_PATH) or a Minari dataset folder. The seed makes it "
-        "reproducible.",
+        "file, a Minari dataset id (under MINARI_DATASETS_PATH) or a Minari dataset folder. The seed "
+        "makes it reproducible.",
     )
     record.add_argument(
         "--env", required=True, help="any env rlsweep can build (gymnasium id, module:Name, ...)"
