@@ -49,15 +49,15 @@ RUNS = [
     # (group, algorithm, dataset, config, gradient steps)
     ("bc", "BC", "cartpole-expert", {}, 2_000),
     ("bc", "BC", "pendulum-expert", {}, 5_000),
-    ("cql", "CQL", "pendulum-medium", {"num_sampled_actions": 4}, 5_000),
-    ("iql", "IQL", "pendulum-medium", {}, 10_000),
+    ("cql", "CQL", "pendulum-medium", {"num_sampled_actions": 4, "hidden_sizes": (128, 128)}, 3_000),
+    ("iql", "IQL", "pendulum-medium", {"hidden_sizes": (128, 128)}, 5_000),
 ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--only", choices=["bc", "cql", "iql"])
+    parser.add_argument("--only", choices=["bc", "cql", "iql"], action="append")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.chdir(ROOT)
@@ -79,7 +79,7 @@ def main() -> None:
 
     rows = []
     for group, algorithm, name, config, steps in RUNS:
-        if args.only and group != args.only:
+        if args.only and group not in args.only:
             continue
         trainable = registry.get_algorithm(algorithm)
         iterations = steps // 1000
@@ -89,7 +89,7 @@ def main() -> None:
                 "env": DATASETS[name]["env"], "dataset": str(folder / f"{name}.npz"),
                 "num_seeds": args.seeds, "updates_per_iteration": 1000, "evaluation_interval": iterations,
                 "evaluation_num_episodes": 20,
-                "fqe_updates": 2000, **config,
+                "fqe_updates": 1000, **config,
             }
         )  # fmt: skip
         for _ in range(iterations):

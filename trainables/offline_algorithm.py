@@ -85,7 +85,7 @@ class OfflineBatch(NamedTuple):
     """Dataset transitions as learner tensors [K, B, ...]: each seed draws its own rows."""
 
     obs: TensorObs  # normalized
-    actions: torch.Tensor  # long 0-based indices (Discrete) or float env-scale actions (Box)
+    actions: torch.Tensor  # long indices [K, B] (Discrete), flat env-scale [K, B, dim] (Box)
     rewards: torch.Tensor
     next_obs: TensorObs  # normalized
     terminated: torch.Tensor  # float, 1.0 where next_obs is terminal
@@ -153,6 +153,8 @@ class OfflineAlgorithm(Algorithm):
         actions = np.asarray(data.actions[rows])
         if isinstance(self.action_space, gym.spaces.Discrete):
             actions = actions.astype(np.int64) - int(self.action_space.start)
+        else:  # the action heads and critics take flat actions [K, B, dim]
+            actions = actions.reshape(*rows.shape, -1).astype(np.float32)
         return OfflineBatch(
             obs=self.policy.obs_tensors(self.encode(np.asarray(data.observations[rows]))),
             actions=to_device(actions, self.device),
