@@ -45,12 +45,14 @@ DATASETS = {
     ),
 }  # fmt: skip
 
+PENDULUM_OFFLINE_RL = {"hidden_sizes": (128, 128), "reward_scale": 0.1}
 RUNS = [
     # (group, algorithm, dataset, config, gradient steps)
     ("bc", "BC", "cartpole-expert", {}, 2_000),
     ("bc", "BC", "pendulum-expert", {}, 5_000),
-    ("cql", "CQL", "pendulum-medium", {"num_sampled_actions": 4, "hidden_sizes": (128, 128)}, 3_000),
-    ("iql", "IQL", "pendulum-medium", {"hidden_sizes": (128, 128)}, 5_000),
+    ("bc", "BC", "pendulum-medium", {}, 5_000),  # what cloning the medium data gives, for comparison
+    ("cql", "CQL", "pendulum-medium", {**PENDULUM_OFFLINE_RL, "num_sampled_actions": 4}, 5_000),
+    ("iql", "IQL", "pendulum-medium", PENDULUM_OFFLINE_RL, 5_000),
 ]
 
 
