@@ -93,6 +93,14 @@ def test_record_is_reproducible_from_its_seed():
     assert np.array_equal(first.observations, second.observations)
 
 
+def test_record_command_writes_the_steps_it_was_asked_for(tmp_path):
+    from rlsweep.cli import main
+
+    output = tmp_path / "random.npz"
+    assert main(["record", "--env", "CartPole-v1", "--steps", "50", "--output", str(output)]) == 0
+    assert len(read_dataset(str(output))) == 50
+
+
 def test_trials_on_a_node_memory_map_one_cached_copy(expert_npz):
     first, second = open_shared(str(expert_npz)), open_shared(str(expert_npz))
     assert isinstance(first.observations, np.memmap)
