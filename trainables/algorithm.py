@@ -52,6 +52,8 @@ class Algorithm(tune.Trainable):
     """The acting policy; built from the config, the env's spaces, a device and the seed values."""
     action_spaces: ClassVar[tuple[type[gym.spaces.Space], ...]]
     """The action spaces this algorithm acts in."""
+    learns_offline: ClassVar[bool] = False
+    """Whether it learns from a dataset instead of stepping the env."""
 
     @classmethod
     def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:
@@ -115,7 +117,11 @@ class Algorithm(tune.Trainable):
         fit the observations name the keys (`Policy.check_fits`)."""
         problem = cls.action_space_problem(action_space)
         if problem is not None:
-            able = registry.algorithms_acting_in(action_space)
+            able = [  # the same kind of algorithm: an online one for an online one
+                name
+                for name in registry.algorithms_acting_in(action_space)
+                if registry.get_algorithm(name).learns_offline == cls.learns_offline
+            ]
             instead = f"use {' or '.join(able)}" if able else "no rlsweep algorithm can"
             raise ConfigError(
                 f"env {env_label(config.env)!r} has action space {action_space}, which {cls.__name__} "

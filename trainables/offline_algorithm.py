@@ -102,6 +102,7 @@ class OfflineAlgorithm(Algorithm):
     `optimizers` in `setup_learner`."""
 
     config_class: ClassVar[type[OfflineConfig]]
+    learns_offline = True
     update_metrics: ClassVar[tuple[str, ...]]
     needs_returns: ClassVar[bool] = False
     """Whether batches carry discounted returns-to-go (MARWIL's advantages)."""
