@@ -9,14 +9,14 @@ SEEDS ?= 5
 # Optional extras to install too: `make setup EXTRAS=box2d,mujoco` (box2d, mujoco, atari, all; dashboard).
 EXTRAS ?=
 # What the test suite runs envs from; `make test` installs them.
-TEST_EXTRAS ?= box2d,mujoco,atari,minigrid,zoo,dashboard,multiagent,external
+TEST_EXTRAS ?= box2d,mujoco,atari,minigrid,zoo,dashboard,multiagent,external,offline
 comma := ,
 
 ALGO ?= PPO
 ENV ?= CartPole-v1
 ARGS ?=
 
-.PHONY: setup sweep train tensorboard mlflow-ui test lint bench clean
+.PHONY: setup sweep train tensorboard mlflow-ui test lint bench clean datasets
 
 setup: $(VENV)/.installed $(if $(EXTRAS),$(VENV)/.extras-$(subst $(comma),-,$(EXTRAS)))
 
@@ -64,6 +64,21 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/ppo_cartpole.py --seeds $(SEEDS)
 	$(BIN)/python benchmarks/sweep_cartpole.py
+
+# The offline experiments' datasets (experiments/offline/README.md), recorded from hand-written
+# experts and random policies; nothing is downloaded. `make sweep EXP=pendulum_iql` then trains from them.
+DATA := experiments/offline/datasets
+RECORD = $(BIN)/rlsweep record --output $(DATA)/$(1).npz $(2)
+CARTPOLE := --env CartPole-v1 --ref-min-score 21 --ref-max-score 500
+PENDULUM := --env Pendulum-v1 --ref-min-score -1200 --ref-max-score -132
+EXPERTS := examples.offline.controllers
+datasets: setup
+	$(call RECORD,cartpole-expert,$(CARTPOLE) --policy $(EXPERTS):cartpole_expert --episodes 20 --seed 1)
+	$(call RECORD,cartpole-medium,$(CARTPOLE) --policy $(EXPERTS):cartpole_expert --epsilon 0.5 --episodes 50 --seed 2)
+	$(call RECORD,cartpole-random,$(CARTPOLE) --policy random --episodes 200 --seed 3)
+	$(call RECORD,pendulum-expert,$(PENDULUM) --policy $(EXPERTS):pendulum_expert --episodes 50 --seed 1)
+	$(call RECORD,pendulum-medium,$(PENDULUM) --policy $(EXPERTS):pendulum_expert --epsilon 0.5 --episodes 100 --seed 2)
+	$(call RECORD,pendulum-random,$(PENDULUM) --policy random --episodes 100 --seed 3)
 
 clean:
 	rm -rf $(RESULTS) .pytest_cache .ruff_cache build *.egg-info

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rlsweep.search_spaces.dqn import dqn
 from rlsweep.search_spaces.fixed import fixed
+from rlsweep.search_spaces.offline import bc, cql, discretecql, iql, marwil
 from rlsweep.search_spaces.ppo import ppo, ppo_memory
 from rlsweep.search_spaces.sac import sac
 from rlsweep.search_spaces.search_space import NarrowedTrial, SearchSpace, search_space
@@ -18,6 +19,11 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
     "dqn": dqn,
     "sac": sac,
     "fixed": fixed,
+    "bc": bc,
+    "marwil": marwil,
+    "cql": cql,
+    "discretecql": discretecql,
+    "iql": iql,
 }
 """Space names as experiment files spell them."""
 

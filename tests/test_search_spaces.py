@@ -1,5 +1,7 @@
 """Search spaces: every sample is a valid config; experiments can narrow and fix parameters."""
 
+import dataclasses
+
 import optuna
 import pytest
 from ray import tune
@@ -16,6 +18,12 @@ ALGORITHM_SPACES = sorted(name for name in SEARCH_SPACES if name.split("_")[0].u
 """Each algorithm's spaces: its own (`ppo`) and its variants (`ppo_memory`)."""
 
 
+def _required(algorithm) -> dict:
+    """What an experiment must fix for the algorithm: an offline one's dataset (not opened here)."""
+    fields = {f.name for f in dataclasses.fields(algorithm.config_class)}
+    return {"dataset": "recorded.npz"} if "dataset" in fields else {}
+
+
 def _samples(space, n, sampler=None):
     study = optuna.create_study(sampler=sampler or optuna.samplers.RandomSampler(seed=0))
     for _ in range(n):
@@ -28,7 +36,7 @@ def _samples(space, n, sampler=None):
 @pytest.mark.parametrize("num_workers", [0, 1, 3])
 def test_every_sampled_config_is_valid(name, num_workers):
     algorithm = ALGORITHMS[name.split("_")[0].upper()]
-    space = SEARCH_SPACES[name].narrowed({}, {"num_workers": num_workers})
+    space = SEARCH_SPACES[name].narrowed({}, {"num_workers": num_workers, **_required(algorithm)})
     for _, config in _samples(space, 300):
         build_config(algorithm.config_class, config)
 
@@ -39,7 +47,7 @@ def test_tpe_samples_are_valid_too(name):
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
     for index in range(30):
         trial = study.ask()
-        build_config(algorithm.config_class, SEARCH_SPACES[name](trial))
+        build_config(algorithm.config_class, {**SEARCH_SPACES[name](trial), **_required(algorithm)})
         study.tell(trial, float(index % 7))
 
 

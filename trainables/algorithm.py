@@ -52,6 +52,8 @@ class Algorithm(tune.Trainable):
     """The acting policy; built from the config, the env's spaces, a device and the seed values."""
     action_spaces: ClassVar[tuple[type[gym.spaces.Space], ...]]
     """The action spaces this algorithm acts in."""
+    learns_offline: ClassVar[bool] = False
+    """Whether it learns from a dataset instead of stepping the env."""
 
     @classmethod
     def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:
@@ -115,7 +117,11 @@ class Algorithm(tune.Trainable):
         fit the observations name the keys (`Policy.check_fits`)."""
         problem = cls.action_space_problem(action_space)
         if problem is not None:
-            able = registry.algorithms_acting_in(action_space)
+            able = [  # the same kind of algorithm: an online one for an online one
+                name
+                for name in registry.algorithms_acting_in(action_space)
+                if registry.get_algorithm(name).learns_offline == cls.learns_offline
+            ]
             instead = f"use {' or '.join(able)}" if able else "no rlsweep algorithm can"
             raise ConfigError(
                 f"env {env_label(config.env)!r} has action space {action_space}, which {cls.__name__} "
@@ -172,11 +178,19 @@ class Algorithm(tune.Trainable):
         self.episodes = TrainingEpisodes(cfg.num_seeds)
         self.last_evaluation: SeedMetrics = {}
         self.evaluation_envs: list[gym.vector.VectorEnv] = []
+        self.workers = self.experience_source()
+        if cfg.restore_from is not None:
+            self.load_checkpoint(cfg.restore_from)
+
+    def experience_source(self) -> WorkerGroup | None:
+        """Where the learner's experience comes from: rollout workers stepping the env (an
+        offline algorithm reads a dataset instead and has none)."""
+        cfg = self.algo_config
         # Workers act on their own CPU; the partial pickles the policy class by reference.
         make_worker_policy = functools.partial(
             self.policy_class, cfg, self.observation_space, self.action_space, "cpu", self.seeds
         )
-        self.workers = WorkerGroup(
+        return WorkerGroup(
             cfg.num_workers,
             self.env,
             cfg.env_config,
@@ -186,8 +200,6 @@ class Algorithm(tune.Trainable):
             cfg.max_worker_restarts,
             cfg.async_sampling,
         )
-        if cfg.restore_from is not None:
-            self.load_checkpoint(cfg.restore_from)
 
     def step(self) -> dict[str, Any]:
         cfg = self.algo_config
@@ -307,7 +319,8 @@ class Algorithm(tune.Trainable):
         return True
 
     def cleanup(self) -> None:
-        self.workers.stop()
+        if self.workers is not None:
+            self.workers.stop()
         for env in self.evaluation_envs:
             env.close()
 

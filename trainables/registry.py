@@ -17,6 +17,11 @@ ALGORITHM_MODULES = {
     "DQN": "rlsweep.trainables.dqn",
     "SAC": "rlsweep.trainables.sac",
     "MultiAgentPPO": "rlsweep.trainables.multi_agent_ppo",
+    "BC": "rlsweep.trainables.marwil",
+    "MARWIL": "rlsweep.trainables.marwil",
+    "DiscreteCQL": "rlsweep.trainables.cql",
+    "CQL": "rlsweep.trainables.cql",
+    "IQL": "rlsweep.trainables.iql",
 }
 """Name -> the module defining the algorithm's Trainable class (an `Algorithm` subclass) of
 that name, in the order `rlsweep list` shows them."""

@@ -103,6 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=result_commands.evaluate)
 
+    record = commands.add_parser(
+        "record",
+        help="roll a policy out in an env into a dataset (Minari or .npz) for offline algorithms",
+        description="Record transitions of a policy (random, an rlsweep checkpoint, or a module:fn taking "
+        "one observation) with optional exploration noise, for --episodes or --steps, into OUTPUT: a .npz "
+        "file, a Minari dataset id (under MINARI_DATASETS_PATH) or a Minari dataset folder. The seed "
+        "makes it reproducible.",
+    )
+    record.add_argument(
+        "--env", required=True, help="any env rlsweep can build (gymnasium id, module:Name, ...)"
+    )
+    record.add_argument("--policy", default="random", help="random, a checkpoint folder, or module:fn")
+    amount = record.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--episodes", type=int, help="episodes to record")
+    amount.add_argument("--steps", type=int, help="env steps to record (the last episode may be cut)")
+    record.add_argument("--output", required=True, help="a .npz path, a Minari dataset id, or a folder path")
+    record.add_argument("--seed", type=int, default=0, help="seed of the env, the noise and random actions")
+    record.add_argument("--epsilon", type=float, default=0.0, help="chance of a uniformly random action")
+    record.add_argument("--noise-std", type=float, default=0.0, help="Gaussian noise added to Box actions")
+    record.add_argument(
+        "--env-config", help="the env's keyword arguments as a JSON object (e.g. max_episode_steps)"
+    )
+    record.add_argument(
+        "--ref-min-score", type=float, help="an episode return scoring 0 (random) in normalized scores"
+    )
+    record.add_argument(
+        "--ref-max-score", type=float, help="an episode return scoring 100 (expert) in normalized scores"
+    )
+    record.set_defaults(handler=result_commands.record)
+
     test = commands.add_parser(
         "test", help="train a finished sweep's top configs again on held-out seeds; the best there wins"
     )

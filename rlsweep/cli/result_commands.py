@@ -203,3 +203,36 @@ def _serve(command: list[str], install_hint: str = "run `make setup`") -> int:
         raise ConfigError(f"{command[0]} is not installed; {install_hint}") from None
     except KeyboardInterrupt:
         return 0
+
+
+def record(args: argparse.Namespace) -> int:
+    """Roll a policy out into a dataset file; no Ray needed."""
+    import json
+
+    from rlsweep.trainables.offline.formats import write_dataset
+    from rlsweep.trainables.offline.record import record as record_dataset
+
+    try:
+        env_config = json.loads(args.env_config) if args.env_config else None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"--env-config is not valid JSON: {error}") from None
+    dataset = record_dataset(
+        args.env,
+        args.policy,
+        episodes=args.episodes,
+        steps=args.steps,
+        seed=args.seed,
+        epsilon=args.epsilon,
+        noise_std=args.noise_std,
+        env_config=env_config,
+        ref_min_score=args.ref_min_score,
+        ref_max_score=args.ref_max_score,
+        progress=lambda line: print(line, flush=True),
+    )
+    where = write_dataset(dataset, args.output)
+    returns = dataset.episode_returns()
+    print(
+        f"Wrote {len(dataset)} transitions, {len(returns)} episodes (return mean {returns.mean():.1f}, "
+        f"min {returns.min():.1f}, max {returns.max():.1f}) of {dataset.info.policy} to {where}"
+    )
+    return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rlsweep.experiment.runtime_env import check_runtime_env, code_on_path
@@ -175,6 +176,11 @@ class Experiment:
         get_search_space(self.space_name)
         known = {f.name for f in dataclasses.fields(self.trainable.config_class)}
         for key in self.config:
+            if key == "dataset" and key not in known:
+                raise ConfigError(
+                    f"{self.algorithm} learns online and would ignore config key 'dataset'; train from a "
+                    "dataset with an offline algorithm (BC, MARWIL, CQL, DiscreteCQL, IQL), or remove the key"
+                )
             if key not in known:
                 raise ConfigError(
                     f"experiment key 'config.{key}' is not a {self.algorithm} config key"
@@ -268,7 +274,11 @@ class Experiment:
         Over several envs the Objective sets each algorithm's env itself."""
         resources = {k: v for k, v in dataclasses.asdict(self.resources).items() if v is not None}
         env = {} if self.envs else {"env": self.env}
-        return {**env, "seed": self.seed, **resources, **self.config}
+        config = {**env, "seed": self.seed, **resources, **self.config}
+        if isinstance(config.get("dataset"), str) and Path(config["dataset"]).expanduser().exists():
+            # Trials run in their own folders: a dataset path relative to here must not move.
+            config["dataset"] = str(Path(config["dataset"]).expanduser().resolve())
+        return config
 
     @property
     def tuning_seeds(self) -> int:
