@@ -59,9 +59,10 @@ def _ppo_params(config: dict[str, Any]) -> dict[str, Any]:
 
 @search_space
 def ppo_memory(trial: optuna.Trial) -> dict[str, Any]:
-    """The `ppo` space plus a policy's memory: an LSTM, an attention net (use_attention, over
-    the last attention_memory steps) or neither; the LSTM's size, whether it
-    sees the previous action, and the sequence length it learns through (never longer
+    """The `ppo` space plus a policy's memory: an LSTM, an attention net or neither.
+
+    Also samples the attention's span (attention_memory steps), the LSTM's size, whether the
+    memory sees the previous action, and the sequence length it learns through (never longer
     than the rollout, so every sample is valid)."""
     config = ppo.sample(trial)
     use_lstm = trial.suggest_categorical("use_lstm", [True, False])

@@ -59,16 +59,22 @@ def listing(args: argparse.Namespace) -> int:
     from rlsweep.search_spaces import SEARCH_SPACES
     from rlsweep.trainables import ALGORITHMS
 
+    width = max(map(len, [*ALGORITHMS, *SEARCH_SPACES]))
     print("Algorithms:")
     for name, trainable in ALGORITHMS.items():
-        print(f"  {name:<10} {(trainable.__doc__ or '').strip().splitlines()[0]}")
+        print(f"  {name:<{width}} {_summary(trainable.__doc__)}")
     print("Search spaces:")
     for name, space in SEARCH_SPACES.items():
-        print(f"  {name:<10} {(space.__doc__ or '').strip().splitlines()[0]}")
+        print(f"  {name:<{width}} {_summary(space.__doc__)}")
     print(f"Experiments ({shipped_experiments_dir()}):")
     for name in list_experiments():
         print(f"  {name}")
     return 0
+
+
+def _summary(docstring: str | None) -> str:
+    """A docstring's first paragraph on one line: summaries may wrap in the source."""
+    return " ".join((docstring or "").strip().split("\n\n")[0].split())
 
 
 def ui(args: argparse.Namespace) -> int:
