@@ -167,7 +167,9 @@ def test_bc_reproduces_a_deterministic_policy_from_its_own_data(expert_npz):
 
 
 @pytest.mark.ray
-def test_offline_sweep_through_tune_reports_online_and_fqe_evaluation(expert_npz, tmp_path, ray_session):
+def test_offline_sweep_through_tune_reports_online_and_fqe_evaluation_by_gradient_steps(
+    expert_npz, tmp_path, ray_session, capsys
+):
     from rlsweep.cli import main
 
     experiment = {
@@ -187,6 +189,7 @@ def test_offline_sweep_through_tune_reports_online_and_fqe_evaluation(expert_npz
     assert {"evaluation/episode_return_mean", "evaluation/fqe_value", "evaluation/normalized_score"} <= set(
         last
     )
+    assert "for 100 gradient steps (reached a stop condition)" in capsys.readouterr().out
 
 
 # -- helpers ------------------------------------------------------------------------------------

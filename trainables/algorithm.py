@@ -54,6 +54,8 @@ class Algorithm(tune.Trainable):
     """The action spaces this algorithm acts in."""
     learns_offline: ClassVar[bool] = False
     """Whether it learns from a dataset instead of stepping the env."""
+    timestep_unit: ClassVar[str] = "env steps"
+    """What `timesteps_total` counts, as reports name it."""
 
     @classmethod
     def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:

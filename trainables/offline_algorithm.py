@@ -103,6 +103,7 @@ class OfflineAlgorithm(Algorithm):
 
     config_class: ClassVar[type[OfflineConfig]]
     learns_offline = True
+    timestep_unit = "gradient steps"
     update_metrics: ClassVar[tuple[str, ...]]
     needs_returns: ClassVar[bool] = False
     """Whether batches carry discounted returns-to-go (MARWIL's advantages)."""

@@ -28,7 +28,7 @@ def sweep_description(outcome: RunOutcome) -> str:
         "### Best config",
         "",
         f"Trial `{best.trial_id}`, chosen {chosen}: tuning score {best.score:.2f} "
-        f"at {best.env_steps:,} env steps.",
+        f"at {best.env_steps:,} {experiment.trainable.timestep_unit}.",
     ]
     if outcome.test is not None and outcome.test.best is not None:
         lines.append(f"Held out: {describe(outcome.test.best, experiment.stop.target)}.")
@@ -53,7 +53,8 @@ def sweep_description(outcome: RunOutcome) -> str:
                 f"| `{config.tuned.trial_id}` | {config.tuned.score:.2f} | {config.mean:.2f} | "
                 f"{low:.2f} to {high:.2f} | {per_seed} | {reached} |"
             )
-    lines += ["", "### Trials", "", "| trial | ending | score | env steps |", "|---|---|---|---|"]
+    unit = experiment.trainable.timestep_unit
+    lines += ["", "### Trials", "", f"| trial | ending | score | {unit} |", "|---|---|---|---|"]
     for trial in outcome.trials:
         score = "-" if trial.score is None else f"{trial.score:.2f}"
         lines.append(f"| `{trial.trial_id}` | {trial.ending.value} | {score} | {trial.env_steps:,} |")

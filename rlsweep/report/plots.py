@@ -41,7 +41,11 @@ def plot_evaluation_curves(outcome: RunOutcome) -> Path | None:
     if not drawn:
         _pyplot().close(figure)
         return None
-    axes.set(xlabel="env steps", ylabel=metric, title=f"{outcome.experiment.name}: every trial")
+    axes.set(
+        xlabel=outcome.experiment.trainable.timestep_unit,
+        ylabel=metric,
+        title=f"{outcome.experiment.name}: every trial",
+    )
     axes.legend(fontsize="x-small", ncol=2)
     return _save(figure, outcome.folder.path / "evaluation_curves.png")
 

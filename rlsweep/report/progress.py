@@ -36,6 +36,7 @@ class SweepProgress(tune.Callback):
         self.num_samples = experiment.num_samples
         self.fixed_keys = set(experiment.fixed_config)
         self.stop_conditions = StopConditions.of(experiment)
+        self.timestep_unit = experiment.trainable.timestep_unit
         self._out = out
         self.started = self.last_status = time.monotonic()
 
@@ -66,7 +67,7 @@ class SweepProgress(tune.Callback):
         score = _format_number(result.get(SCORE_KEY), 2)
         ending = trial_ending(result, failed=False, stop=self.stop_conditions)
         why = "finished" if ending is Ending.REACHED_STOP else ending.value
-        self._print(f"trial {trial.trial_id} {why} at {steps} env steps: {SCORE_KEY} = {score}")
+        self._print(f"trial {trial.trial_id} {why} at {steps} {self.timestep_unit}: {SCORE_KEY} = {score}")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         error = trial.get_pickled_error() or trial.get_error()
@@ -85,8 +86,10 @@ class SweepProgress(tune.Callback):
             counts[trial.status] = counts.get(trial.status, 0) + 1
         summary = ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
         self._print(f"{len(trials)}/{self.num_samples} trials: {summary}")
+        steps = max(10, len(self.timestep_unit))
         header = (
-            f"    {'trial':<12} {'status':<11} {'iter':>5} {'env steps':>10} {'return':>8} {SCORE_KEY:>10}"
+            f"    {'trial':<12} {'status':<11} {'iter':>5} {self.timestep_unit:>{steps}} {'return':>8} "
+            f"{SCORE_KEY:>10}"
         )
         print(header, file=self.out)
         for trial in trials:
@@ -94,7 +97,7 @@ class SweepProgress(tune.Callback):
             iteration = _format_number(result.get("training_iteration"), 0)
             print(
                 f"    {trial.trial_id:<12} {trial.status:<11} {iteration:>5} "
-                f"{_format_number(result.get('timesteps_total'), 0):>10} "
+                f"{_format_number(result.get('timesteps_total'), 0):>{steps}} "
                 f"{_format_number(result.get('episode_return_mean')):>8} "
                 f"{_format_number(result.get(SCORE_KEY), 2):>10}",
                 file=self.out,

@@ -52,7 +52,8 @@ def _search_lines(outcome: RunOutcome) -> list[str]:
     score = f"{SCORE_KEY} ({experiment.score.type} of {experiment.metric})"
     lines += [
         f"Best trial:   {best.path.name}",
-        f"Best score:   {score} = {best.score:.2f} (at {best.env_steps:,} env steps)",
+        f"Best score:   {score} = {best.score:.2f} "
+        f"(at {best.env_steps:,} {experiment.trainable.timestep_unit})",
     ]
     if outcome.test is not None and outcome.test.best is not None:
         lines.append(f"Best on test: {describe(outcome.test.best, experiment.stop.target)}")
@@ -93,7 +94,8 @@ def _training_lines(outcome: RunOutcome) -> list[str]:
     if trial.ending is Ending.FAILED:
         return [f"Training {experiment.algorithm} on {experiment.env} failed."]
     lines = [
-        f"Trained {experiment.trainable.__name__} on {experiment.env} for {trial.env_steps:,} env steps "
+        f"Trained {experiment.trainable.__name__} on {experiment.env} for {trial.env_steps:,} "
+        f"{experiment.trainable.timestep_unit} "
         f"({trial.ending.value}) in {outcome.elapsed_s:.0f} s"
     ]
     for key in ("episode_return_mean", "evaluation/episode_return_mean"):
