@@ -55,7 +55,7 @@ def test_buffer_stores_sequences_across_rollouts_with_the_state_their_first_step
     worker = _worker(lstm_use_prev_action=True)
     weights = worker.policy.get_weights()
     rollouts = [worker.sample(weights, 5) for _ in range(3)]  # 15 steps: sequences at 0, 4, 8
-    buffer = SequenceReplayBuffer(capacity=100, seeds=[0, 1], length=6, period=4)
+    buffer = SequenceReplayBuffer(capacity=100, seeds=[0, 1], length=6, period=4, carried=("hidden", "cell"))
     for rollout in rollouts:
         buffer.add_rollout(rollout, 0)
     obs = np.concatenate([r.obs["vector"][:-1] for r in rollouts] + [rollouts[-1].obs["vector"][-1:]])
@@ -73,15 +73,20 @@ def test_buffer_stores_sequences_across_rollouts_with_the_state_their_first_step
                 np.testing.assert_array_equal(stored.obs["vector"][k, row], obs[start : start + 7, k, n])
                 np.testing.assert_array_equal(stored.valid[k, row], valid[start : start + 6, k, n])
                 for key, value in memory.items():
-                    np.testing.assert_array_equal(stored.memory[key][k, row], value[start : start + 7, k, n])
+                    steps = 1 if key in ("hidden", "cell") else 7  # the LSTM's at the first step only
+                    np.testing.assert_array_equal(
+                        stored.memory[key][k, row], value[start : start + steps, k, n]
+                    )
     assert len(buffer.pending[0].rewards) == 3  # steps 12..14 wait for the next rollout
     sampled = buffer.sample(5)
-    assert sampled.obs["vector"].shape == (2, 5, 7, 3) and sampled.memory["hidden"].shape == (2, 5, 7, 32)
+    assert sampled.obs["vector"].shape == (2, 5, 7, 3) and sampled.memory["hidden"].shape == (2, 5, 1, 32)
     for k in range(2):  # each sampled sequence is a stored one, start state included
         for b in range(5):
             matches = (stored.memory["hidden"][k] == sampled.memory["hidden"][k, b]).all((1, 2))
             assert matches.any()
-    restored = SequenceReplayBuffer(capacity=100, seeds=[0, 1], length=6, period=4)
+    restored = SequenceReplayBuffer(
+        capacity=100, seeds=[0, 1], length=6, period=4, carried=("hidden", "cell")
+    )
     restored.load_state_dict(buffer.state_dict(include_transitions=True))
     np.testing.assert_array_equal(restored.sample(5).obs["vector"], buffer.sample(5).obs["vector"])
 

@@ -117,7 +117,11 @@ class DQN(OffPolicyAlgorithm):
         if cfg.use_lstm:
             period = cfg.max_seq_len - cfg.burn_in_steps
             self.replay_buffer = SequenceReplayBuffer(
-                max(1, cfg.buffer_size // period), self.seeds, cfg.max_seq_len, period
+                max(1, cfg.buffer_size // period),
+                self.seeds,
+                cfg.max_seq_len,
+                period,
+                RecurrentQNetwork.carried,
             )
         self.q_network = self.policy.network
         self.q_target = copy.deepcopy(self.q_network).requires_grad_(False)

@@ -27,7 +27,9 @@ class Sequences:
     (what its TD target bootstraps from) and the state it would be seen with."""
 
     obs: dict[str, np.ndarray]  # raw
-    memory: dict[str, np.ndarray]  # the policy's state each step's action was chosen with
+    memory: dict[str, np.ndarray]
+    """The policy's state each step's action was chosen with; stored, the buffer's `carried`
+    entries have one row, the first step's."""
     actions: np.ndarray
     rewards: np.ndarray
     terminated: np.ndarray
@@ -39,8 +41,13 @@ class SequenceReplayBuffer:
     """A ring buffer of `capacity` sequences per seed (every seed stores the same number:
     they step together); seed k samples with its own generator, seeded from `seeds[k]`."""
 
-    def __init__(self, capacity: int, seeds: Sequence[int], length: int, period: int):
+    def __init__(
+        self, capacity: int, seeds: Sequence[int], length: int, period: int, carried: Sequence[str] = ()
+    ):
         self.capacity, self.length, self.period = capacity, length, period
+        self.carried = tuple(carried)
+        """State entries kept at a sequence's first step only (the LSTM's: the learner
+        unrolls the rest); the others (previous action and reward) at every step."""
         self.rngs = [np.random.default_rng(seed) for seed in seeds]
         self.storage: Sequences | None = None  # arrays [K, capacity, L(+1), ...]
         self.size = 0
@@ -83,6 +90,8 @@ class SequenceReplayBuffer:
     def _store(self, sequences: Sequences) -> None:
         """Store [L, K, N, ...] sequences, one per env, as [K, N, L, ...] rows."""
         rows = _map(sequences, lambda value: np.moveaxis(value, 0, 2))
+        for key in self.carried:
+            rows.memory[key] = rows.memory[key][:, :, :1]
         if self.storage is None:
             self.storage = _map(
                 rows, lambda value: np.zeros((value.shape[0], self.capacity, *value.shape[2:]), value.dtype)
