@@ -5,7 +5,9 @@ act with state, bad configs, and the cue task only the recurrent Q-network solve
 from __future__ import annotations
 
 import functools
+import os
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -201,3 +203,13 @@ def test_bad_recurrent_dqn_configs_are_one_line_errors(config, message):
     with pytest.raises(ConfigError) as error:
         build_config(DQNConfig, config)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_sequence_buffer_larger_than_the_machine_is_one_line_error(monkeypatch):
+    # On a 4 GiB machine, 100M transitions of 4 numbers fit as single transitions (3 GiB),
+    # not as 17-step sequences every 12 steps (8 GiB).
+    monkeypatch.setattr(os, "sysconf", {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**20}.__getitem__)
+    cfg = build_config(DQNConfig, {"use_lstm": True, "max_seq_len": 16, "buffer_size": 10**8})
+    with pytest.raises(ConfigError) as error:
+        DQN.check_spaces(cfg, gym.spaces.Box(0, 1, (4,)), gym.spaces.Discrete(2))
+    assert "transitions in sequences) needs at least" in str(error.value) and "\n" not in str(error.value)

@@ -13,6 +13,7 @@ every `target_update_interval` env steps.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -26,11 +27,17 @@ from rlsweep.trainables.learning.optim import adam, clip_grad_norm
 from rlsweep.trainables.learning.sequence_buffer import SequenceReplayBuffer, Sequences
 from rlsweep.trainables.models.distributions import masked_logits
 from rlsweep.trainables.models.encoders import TensorObs
-from rlsweep.trainables.models.observations import MASK_KEY
+from rlsweep.trainables.models.observations import MASK_KEY, ObservationLayout
 from rlsweep.trainables.models.policies import QPolicy
 from rlsweep.trainables.models.recurrent import TensorState
 from rlsweep.trainables.models.recurrent_q import RecurrentQNetwork
-from rlsweep.trainables.off_policy import Batch, OffPolicyAlgorithm, OffPolicyConfig, polyak_update
+from rlsweep.trainables.off_policy import (
+    Batch,
+    OffPolicyAlgorithm,
+    OffPolicyConfig,
+    check_fits_memory,
+    polyak_update,
+)
 from rlsweep.trainables.sampling.rollout import Rollout
 from rlsweep.trainables.seeds import SeedMetrics
 
@@ -110,6 +117,27 @@ class DQN(OffPolicyAlgorithm):
     action_spaces = (gym.spaces.Discrete,)
     update_metrics = ("td_loss", "q_mean")
     policy: QPolicy
+
+    @classmethod
+    def check_spaces(
+        cls, config: DQNConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
+    ) -> None:
+        super().check_spaces(config, observation_space, action_space)
+        if config.use_lstm:
+            # Sequences keep whole observations (images too: no frame store), max_seq_len + 1 of
+            # them (with the previous action and reward, when fed) per max_seq_len - burn_in new
+            # transitions, and the LSTM state once.
+            layout = ObservationLayout.of(observation_space)
+            per_step = 4 * (layout.vector_dim + layout.mask_dim + action_space.n + 1)
+            if layout.image_shape is not None:
+                per_step += math.prod(layout.image_shape)
+            per_sequence = (config.max_seq_len + 1) * per_step + 8 * config.lstm_cell_size
+            period = config.max_seq_len - config.burn_in_steps
+            check_fits_memory(
+                f"the replay buffer ({config.num_seeds} x {config.buffer_size} transitions in sequences)",
+                config.num_seeds * config.buffer_size * per_sequence / period,
+                "lower buffer_size",
+            )
 
     def setup_learner(self) -> None:
         super().setup_learner()
