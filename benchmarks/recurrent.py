@@ -1,10 +1,11 @@
 """Policies with memory: PPO with an LSTM and with attention (a gated transformer) against
-the same PPO without memory, same run.
+the same PPO without memory, and recurrent DQN (R2D2) against the same DQN without memory,
+same run.
 
     python benchmarks/recurrent.py              # every table, one seed each
     python benchmarks/recurrent.py --seeds 3 --only stateless_cartpole
 
-Three tables, each contender trained in a fresh process, one after the other:
+Four tables, each contender trained in a fresh process, one after the other:
 
   stateless_cartpole  rlsweep/StatelessCartPole-v1 (CartPole without velocities): each model's first
                       evaluation (20 deterministic episodes, every 5 iterations) reaching 450,
@@ -14,6 +15,9 @@ Three tables, each contender trained in a fresh process, one after the other:
                       the first evaluation (50 deterministic episodes) with 95% right
                       answers, within 100k env steps; a memoryless policy is at chance, 0.5.
                       The attention net attends to the last 32 steps.
+  memory_cue_dqn      rlsweep/MemoryCue-v0, cue 10 steps back, DQN with an LSTM (sequences of 16
+                      steps, burn-in 4) against memoryless DQN: as memory_cue, evaluating
+                      every 2048 env steps.
   throughput          CartPole-v1, the same sampler (in-process worker, 16 envs) and learner
                       settings: env steps/s of sampling alone and of training (sampling plus
                       learning), the LSTM's and the attention net's (default size) against
@@ -58,19 +62,42 @@ MEMORY_CUE = {
 MEMORY_CUE_TARGET, MEMORY_CUE_BUDGET = 0.95, 100_000
 CUE_DISTANCES = (10, 20)
 CUE_ATTENTION = {**ATTENTION, "attention_memory": 32}
+CUE_DQN = {
+    "env": "rlsweep/MemoryCue-v0",
+    "env_config": {"cue_distance": 10},
+    "lstm_cell_size": 64,
+    "max_seq_len": 16,
+    "burn_in": 4,
+    "hidden_sizes": (64,),
+    "num_envs_per_worker": 16,
+    "train_freq": 8,
+    "gradient_steps": 8,
+    "batch_size": 32,
+    "n_step": 3,
+    "lr": 1e-3,
+    "learning_starts": 1000,
+    "exploration_timesteps": 10_000,
+    "target_update_interval": 500,
+    "timesteps_per_iteration": 1024,
+    "evaluation_interval": 2,
+    "evaluation_num_episodes": 50,
+}
 THROUGHPUT = {**SHARED, "env": "CartPole-v1", "evaluation_interval": 0}
 THROUGHPUT_STEPS = 40_000
 
 
-def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str, float]:
-    """Train PPO outside Tune until an evaluation reaches `target` or `budget` env steps pass."""
+def train(
+    config: dict[str, Any], budget: int, target: float | None, algorithm: str = "PPO"
+) -> dict[str, float]:
+    """Train `algorithm` outside Tune until an evaluation reaches `target` or `budget` env steps pass."""
     import torch
 
+    from rlsweep.trainables.dqn import DQN
     from rlsweep.trainables.ppo import PPO
 
     torch.set_num_threads(1)
     config = {"evaluation_interval": 5, **config}
-    algo = PPO(config=config)
+    algo = {"PPO": PPO, "DQN": DQN}[algorithm](config=config)
     start = time.perf_counter()
     best, last, reached_at, sample_s, learn_s = float("-inf"), float("nan"), None, 0.0, 0.0
     while True:
@@ -102,10 +129,12 @@ def train(config: dict[str, Any], budget: int, target: float | None) -> dict[str
     }
 
 
-def run(config: dict[str, Any], budget: int, target: float | None) -> dict[str, float]:
+def run(
+    config: dict[str, Any], budget: int, target: float | None, algorithm: str = "PPO"
+) -> dict[str, float]:
     """`train` in a fresh process, so one contender's threads and memory never slow the next."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(train, config, budget, target).result()
+        return pool.submit(train, config, budget, target, algorithm).result()
 
 
 def median(runs: list[dict[str, float]], key: str) -> float:
@@ -145,6 +174,19 @@ def memory_cue(seeds: int) -> None:
                 config = {**MEMORY_CUE, "env_config": {"cue_distance": distance}, **model, "seed": seed}
                 result = run(config, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET)
                 print(_row(name, seed, result, "{:.0%}"), flush=True)
+
+
+def memory_cue_dqn(seeds: int) -> None:
+    print(
+        f"\nMemoryCue, DQN (cue 10 steps before the answer): first evaluation with "
+        f">= {MEMORY_CUE_TARGET:.0%} right answers within {MEMORY_CUE_BUDGET:,} env steps"
+    )
+    print("| contender | seed | reached 95% at (env steps) | last evaluation | best evaluation | wall s |")
+    print("|---|---|---|---|---|---|")
+    for name, model in (("DQN + LSTM (R2D2)", {"use_lstm": True}), ("DQN, no memory", {"burn_in": None})):
+        for seed in range(seeds):
+            result = run({**CUE_DQN, **model, "seed": seed}, MEMORY_CUE_BUDGET, MEMORY_CUE_TARGET, "DQN")
+            print(_row(name, seed, result, "{:.0%}"), flush=True)
 
 
 def _row(name: str, seed: int, result: dict[str, float], score: str) -> str:
@@ -205,7 +247,12 @@ def throughput(seeds: int) -> None:
         print(f"| {name} | {sample:,.0f} | {training:,.0f} | {costs} |")
 
 
-TABLES = {"stateless_cartpole": stateless_cartpole, "memory_cue": memory_cue, "throughput": throughput}
+TABLES = {
+    "stateless_cartpole": stateless_cartpole,
+    "memory_cue": memory_cue,
+    "memory_cue_dqn": memory_cue_dqn,
+    "throughput": throughput,
+}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(

@@ -5,7 +5,7 @@ Each is usable directly as `OptunaSearch(space=search_spaces.ppo, ...)`.
 
 from __future__ import annotations
 
-from rlsweep.search_spaces.dqn import dqn
+from rlsweep.search_spaces.dqn import dqn, dqn_memory
 from rlsweep.search_spaces.fixed import fixed
 from rlsweep.search_spaces.offline import bc, cql, discretecql, iql, marwil
 from rlsweep.search_spaces.ppo import ppo, ppo_memory
@@ -17,6 +17,7 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
     "ppo": ppo,
     "ppo_memory": ppo_memory,
     "dqn": dqn,
+    "dqn_memory": dqn_memory,
     "sac": sac,
     "fixed": fixed,
     "bc": bc,
@@ -36,7 +37,7 @@ def get_search_space(name: str) -> SearchSpace:
 
 
 __all__ = [
-    "SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "dqn", "fixed", "get_search_space", "ppo", "ppo_memory",
-    "sac",
+    "SEARCH_SPACES", "NarrowedTrial", "SearchSpace", "dqn", "dqn_memory", "fixed", "get_search_space", "ppo",
+    "ppo_memory", "sac",
     "search_space",
 ]  # fmt: skip

@@ -58,3 +58,35 @@ def _dqn_params(config: dict[str, Any]) -> dict[str, Any]:
         collected = config["train_freq"] * config["num_envs_per_worker"]
         params["subsample_steps"] = max(1, collected // config["gradient_steps"])
     return params
+
+
+@search_space
+def dqn_memory(trial: optuna.Trial) -> dict[str, Any]:
+    """The `dqn` space plus recurrent DQN (R2D2): whether the Q-network has an LSTM, its size,
+    whether it sees the previous action, the replayed sequences' length and the share of it
+    spent on burn-in. Batches count sequences then, so a trial with the LSTM replays an
+    eighth of the sampled batch size in sequences (at least 8); no dueling head with it."""
+    config = dqn.sample(trial)
+    use_lstm = trial.suggest_categorical("use_lstm", [True, False])
+    max_seq_len = trial.suggest_categorical("max_seq_len", [8, 16, 32])
+    return {
+        **config,
+        "use_lstm": use_lstm,
+        "dueling": config["dueling"] and not use_lstm,
+        "batch_size": max(8, config["batch_size"] // 8) if use_lstm else config["batch_size"],
+        "lstm_cell_size": trial.suggest_categorical("lstm_cell_size", [32, 64, 128]),
+        "lstm_use_prev_action": trial.suggest_categorical("lstm_use_prev_action", [False, True]),
+        "max_seq_len": max_seq_len,
+        "burn_in": int(max_seq_len * trial.suggest_categorical("burn_in_share", [0.0, 0.25, 0.5])),
+    }
+
+
+@dqn_memory.inverse
+def _dqn_memory_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The params behind the config keys `dqn_memory` derives."""
+    params = _dqn_params(config)
+    if "burn_in" in config and "max_seq_len" in config:
+        params["burn_in_share"] = config["burn_in"] / config["max_seq_len"]
+    if config.get("use_lstm") and "batch_size" in config:
+        params["batch_size"] = config["batch_size"] * 8
+    return params

@@ -22,6 +22,7 @@ from rlsweep.trainables.models.observations import ObservationLayout
 from rlsweep.trainables.models.policies import ActorCriticPolicy
 from rlsweep.trainables.models.recurrent import LSTMRecurrence, LSTMSpec, PerSeedLSTM, RecurrentActorCritic
 from rlsweep.trainables.ppo import PPOConfig
+from rlsweep.trainables.sac import SACConfig
 from rlsweep.trainables.sampling.rollout_worker import RolloutWorker
 from rlsweep.trainables.seeds import generators
 
@@ -315,9 +316,9 @@ def test_bad_sequence_lengths_are_one_line_errors(config, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_use_lstm_with_dqn_is_one_line_error():
-    with pytest.raises(ConfigError, match="DQN cannot train recurrent policies; use PPO"):
-        build_config(DQNConfig, {"use_lstm": True})
+def test_use_lstm_with_sac_is_one_line_error():
+    with pytest.raises(ConfigError, match="SAC cannot train recurrent policies; use PPO"):
+        build_config(SACConfig, {"env": "Pendulum-v1", "use_lstm": True})
 
 
 @pytest.mark.parametrize(
@@ -331,7 +332,7 @@ def test_use_lstm_with_dqn_is_one_line_error():
         (
             DQNConfig,
             {"use_attention": True},
-            "'use_attention' is true, but DQN cannot train recurrent policies",
+            "'use_attention' is true, but DQN cannot train attention policies",
         ),
         (
             PPOConfig,
@@ -353,9 +354,9 @@ def test_train_rejects_both_memories_before_ray(capsys):
 
 
 def test_train_rejects_use_lstm_for_an_algorithm_without_memory_before_ray(capsys):
-    assert main(["train", "--algo", "DQN", "--set", "use_lstm=true"]) == 2
+    assert main(["train", "--algo", "SAC", "--env", "Pendulum-v1", "--set", "use_lstm=true"]) == 2
     err = capsys.readouterr().err
-    assert "config key 'use_lstm' is true, but DQN cannot train recurrent policies" in err
+    assert "config key 'use_lstm' is true, but SAC cannot train recurrent policies" in err
 
 
 def test_check_summary_shows_the_model(capsys):

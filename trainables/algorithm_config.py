@@ -146,7 +146,7 @@ class AlgorithmConfig:
             if getattr(self, key) and not self.recurrent_models:
                 raise ConfigError(
                     f"config key '{key}' is true, but {algorithm} cannot train recurrent policies; "
-                    f"use PPO, or set {key}: false"
+                    f"use PPO{' or DQN' if key == 'use_lstm' else ''}, or set {key}: false"
                 )
         check_range("evaluation_interval", self.evaluation_interval, 0)
         check_range("max_worker_restarts", self.max_worker_restarts, 0)

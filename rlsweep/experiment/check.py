@@ -170,6 +170,7 @@ def _model_line(check: ExperimentCheck) -> str:
     if config.use_lstm:
         parts.append(
             f"LSTM {config.lstm_cell_size} cells{fed}, trained on sequences of {config.max_seq_len} steps"
+            + (f" after a burn-in of {config.burn_in_steps}" if hasattr(config, "burn_in_steps") else "")
         )
     if config.use_attention:
         parts.append(

@@ -29,6 +29,7 @@ from rlsweep.trainables.models.recurrent import (
     action_feature_dim,
     action_features,
 )
+from rlsweep.trainables.models.recurrent_q import RecurrentQNetwork
 from rlsweep.trainables.seeds import draw
 
 
@@ -134,23 +135,44 @@ class ActorCriticPolicy(Policy):
 
 class QPolicy(Policy):
     """Epsilon-greedy over a `QNetwork`'s action values (Discrete actions), never choosing
-    an action the mask forbids.
+    an action the mask forbids; with use_lstm over a `RecurrentQNetwork`'s, carrying its
+    state from step to step.
 
     `epsilon` travels with the weights, so the learner's schedule reaches every worker;
     the learner's own copy stays 0, and deployment is greedy.
     """
 
-    network: QNetwork
+    network: QNetwork | RecurrentQNetwork
     epsilon = 0.0
 
-    def build_network(self, config: QPolicyConfig, init: list[torch.Generator]) -> QNetwork:
-        return QNetwork(init, self.spec, int(self.action_space.n), config.dueling)
+    def build_network(
+        self, config: QPolicyConfig, init: list[torch.Generator]
+    ) -> QNetwork | RecurrentQNetwork:
+        num_actions = int(self.action_space.n)
+        if config.use_lstm:
+            prev_action_dim = action_feature_dim(self.action_space) if config.lstm_use_prev_action else 0
+            lstm = LSTMSpec(config.lstm_cell_size, prev_action_dim, config.lstm_use_prev_reward)
+            return RecurrentQNetwork(init, self.spec, lstm, num_actions)
+        return QNetwork(init, self.spec, num_actions, config.dueling)
+
+    @property
+    def recurrent(self) -> bool:
+        return isinstance(self.network, RecurrentQNetwork)
+
+    def initial_state(self, num_envs: int = 1) -> RecurrentState:
+        if not self.recurrent:
+            return {}
+        rows = (self.num_seeds, num_envs)
+        return {
+            key: np.zeros((*rows, *shape), np.float32) for key, shape in self.network.state_shapes().items()
+        }
 
     @torch.inference_mode()
     def explore(
         self, obs: Observations, state: RecurrentState, gens: Sequence[torch.Generator]
     ) -> tuple[np.ndarray, dict[str, np.ndarray], RecurrentState]:
-        return self._epsilon_greedy(obs, self.epsilon, gens), {}, state
+        actions, state = self._epsilon_greedy(obs, state, self.epsilon, gens)
+        return actions, {}, state
 
     @torch.inference_mode()
     def compute_actions(
@@ -161,14 +183,19 @@ class QPolicy(Policy):
         gens: Sequence[torch.Generator] = (),
     ) -> tuple[np.ndarray, RecurrentState]:
         epsilon = 0.0 if deterministic else self.epsilon
-        return self.env_actions(self._epsilon_greedy(obs, epsilon, gens)), state
+        actions, state = self._epsilon_greedy(obs, state, epsilon, gens)
+        return self.env_actions(actions), state
 
     def _epsilon_greedy(
-        self, obs: Observations, epsilon: float, gens: Sequence[torch.Generator]
-    ) -> np.ndarray:
+        self, obs: Observations, state: RecurrentState, epsilon: float, gens: Sequence[torch.Generator]
+    ) -> tuple[np.ndarray, RecurrentState]:
         x = self.obs_tensors(obs)
         mask = x.get(MASK_KEY)
-        q = masked_logits(self.network(x), mask)  # [K, N, A]
+        if self.recurrent:
+            q, lstm_state = self.network.step(x, {key: to_device(v, self.device) for key, v in state.items()})
+        else:
+            q, lstm_state = self.network(x), {}
+        q = masked_logits(q, mask)  # [K, N, A]
         actions = q.argmax(-1)
         if epsilon > 0:
             _, num_envs, num_actions = q.shape
@@ -177,7 +204,13 @@ class QPolicy(Policy):
             # Uniform over the allowed actions: the argmax of uniform noise, masked.
             random_actions = masked_logits(noise[..., 1:], mask).argmax(-1)
             actions = torch.where(explore, random_actions, actions)
-        return actions.cpu().numpy()
+        actions_array = actions.cpu().numpy()
+        if not self.recurrent:
+            return actions_array, state
+        following = {**state, **{key: value.cpu().numpy() for key, value in lstm_state.items()}}
+        if "prev_action" in state:
+            following["prev_action"] = action_features(self.action_space, actions_array)
+        return actions_array, following
 
     def get_weights(self) -> dict[str, Any]:
         return {**super().get_weights(), "epsilon": self.epsilon}
