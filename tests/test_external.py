@@ -166,7 +166,7 @@ def test_episode_without_training_is_answered_without_a_slot(served):
     episode = client.start_episode(training_enabled=False)
     assert client.get_action(episode, [0, 0, 0, 0]) in (0, 1)
     client.end_episode(episode, [0, 0, 0, 0])
-    assert env.server.slots[0].events.empty()
+    assert not env.server.slots[0].events
 
 
 def test_local_inference_sends_the_episode_in_bulk_with_its_actions_and_logprobs(served):
@@ -178,7 +178,7 @@ def test_local_inference_sends_the_episode_in_bulk_with_its_actions_and_logprobs
     for step in range(3):
         actions.append(client.get_action(episode, [step, 0, 0, 0]))
         client.log_returns(episode, 1.0)
-    assert env.server.slots[0].events.empty()  # nothing was sent while the episode ran
+    assert not env.server.slots[0].events  # nothing was sent while the episode ran
     ended = in_background(client.end_episode, episode, [3, 0, 0, 0])  # returns once replayed
     obs, _ = env.reset()
     seen, logprobs = [], []
