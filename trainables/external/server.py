@@ -12,8 +12,8 @@ once by a copy of the policy. Every error is a 4xx JSON answer `{"error": reason
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
-import json
 import pickle
 import secrets
 import ssl
@@ -26,6 +26,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import orjson
 
 from rlsweep.trainables.external.spaces import from_json, space_spec, to_json
 
@@ -124,24 +125,21 @@ class PolicyServer:
         from aiohttp import web
 
         self.slots = [Slot() for _ in range(self.num_slots)]
-
-        @web.middleware
-        async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-            return await self._guard(request, handler)
-
-        app = web.Application(client_max_size=self.max_request_bytes, middlewares=[guard])
+        # The token check wraps each handler (an aiohttp middleware costs more per request).
+        guard = self._guarded
+        app = web.Application(client_max_size=self.max_request_bytes)
         app.add_routes(
             [
-                web.get("/health", self._health),
-                web.get("/spaces", self._spaces),
-                web.get("/policy", self._policy),
-                web.get("/policy/version", self._version),
-                web.post("/episodes", self._start_episode),
-                web.post("/episodes/{id}/action", self._get_action),
-                web.post("/episodes/{id}/log_action", self._log_action),
-                web.post("/episodes/{id}/returns", self._log_returns),
-                web.post("/episodes/{id}/end", self._end_episode),
-                web.post("/episodes/{id}/experience", self._experience),
+                web.get("/health", guard(self._health)),
+                web.get("/spaces", guard(self._spaces)),
+                web.get("/policy", guard(self._policy)),
+                web.get("/policy/version", guard(self._version)),
+                web.post("/episodes", guard(self._start_episode)),
+                web.post("/episodes/{id}/action", guard(self._get_action)),
+                web.post("/episodes/{id}/log_action", guard(self._log_action)),
+                web.post("/episodes/{id}/returns", guard(self._log_returns)),
+                web.post("/episodes/{id}/end", guard(self._end_episode)),
+                web.post("/episodes/{id}/experience", guard(self._experience)),
             ]
         )
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
@@ -224,25 +222,31 @@ class PolicyServer:
 
     # -- requests -------------------------------------------------------------------------
 
-    async def _guard(self, request: Any, handler: Any) -> Any:
+    def _guarded(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """Every request: the token first, then the handler, whose refusals become JSON."""
         from aiohttp import web
 
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
-            return _error(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
-        try:
-            return await handler(request)
-        except RequestError as error:
-            return _error(error.status, str(error))
-        except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"request larger than the limit of {self.max_request_bytes} bytes")
+        token = self.token.encode()
+
+        @functools.wraps(handler)
+        async def guarded(request: Any) -> Any:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token):
+                return _error(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
+            try:
+                return await handler(request)
+            except RequestError as error:
+                return _error(error.status, str(error))
+            except web.HTTPRequestEntityTooLarge:
+                return _error(413, f"request larger than the limit of {self.max_request_bytes} bytes")
+
+        return guarded
 
     async def _body(self, request: Any) -> dict[str, Any]:
         raw = await request.read()
         try:
-            body = json.loads(raw) if raw else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            body = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError as error:
             raise RequestError(400, f"malformed JSON: {error}") from None
         if not isinstance(body, dict):
             raise RequestError(400, "the body must be a JSON object")
@@ -459,13 +463,13 @@ def _resolve_all(replies: list[tuple[asyncio.Future, Any]]) -> None:
             future.set_result(value)
 
 
-def _json(payload: dict[str, Any]) -> Any:
+def _json(payload: dict[str, Any], status: int = 200) -> Any:
+    """A JSON answer, encoded by orjson (a quarter of `web.json_response`'s time)."""
     from aiohttp import web
 
-    return web.json_response(payload)
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def _error(status: int, reason: str) -> Any:
-    from aiohttp import web
-
-    return web.json_response({"error": reason}, status=status)
+    return _json({"error": reason}, status)
