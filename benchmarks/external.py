@@ -15,7 +15,10 @@ The race (benchmarks/race.py: until the mean of the last 20 training episodes re
 The load test: one policy server with N slots and a PPO policy answering from one forward
 pass per step (as a rollout worker does), and N simulated clients in another process
 (asyncio + aiohttp, keep-alive connections) each calling get_action in a loop over
-loopback; it reports actions/s and the latency of get_action (p50, p99) at each N.
+loopback; it reports actions/s and the latency of get_action (p50, p99) at each N, and the
+server's CPU time per action (user + system, from /proc): on a shared machine throughput and
+latency follow the other jobs' load, while CPU per action is what the server itself costs
+(1e6 / that = the actions/s one free core could serve).
 """
 
 from __future__ import annotations
@@ -165,8 +168,14 @@ def run_clients(address: str, num_clients: int, seconds: float, out: multiproces
     out.put(latencies)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load_test(levels: list[int], seconds: float) -> None:
-    print(f"{'clients':>7} {'actions/s':>10} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'clients':>7} {'actions/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'server CPU us/action':>21}")
     context = multiprocessing.get_context("spawn")
     for num_clients in levels:
         ready, out = context.Queue(), context.Queue()
@@ -180,9 +189,11 @@ def load_test(levels: list[int], seconds: float) -> None:
             for share in shares
             if share
         ]
+        cpu = cpu_seconds(server.pid)
         for load in loads:
             load.start()
         latencies = [latency for _ in loads for latency in out.get(timeout=seconds + 120)]
+        cpu = cpu_seconds(server.pid) - cpu
         for load in loads:
             load.join()
         server.terminate()
@@ -190,7 +201,11 @@ def load_test(levels: list[int], seconds: float) -> None:
         rate = len(latencies) / seconds
         warm = sorted(latencies[len(latencies) // 10 :])  # the first tenth connects and warms up
         p50, p99 = statistics.median(warm), warm[int(0.99 * (len(warm) - 1))]
-        print(f"{num_clients:>7} {rate:>10,.0f} {p50 * 1e3:>7.1f} {p99 * 1e3:>7.1f}", flush=True)
+        per_action = cpu / max(len(latencies), 1) * 1e6
+        print(
+            f"{num_clients:>7} {rate:>10,.0f} {p50 * 1e3:>7.1f} {p99 * 1e3:>7.1f} {per_action:>21.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ import requests
 class PolicyServerError(RuntimeError):
     """The server refused a request; the message is its reason."""
 
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass
 class _LocalEpisode:
@@ -70,6 +74,9 @@ class PolicyClient:
         self._checked_at = -np.inf
         self._episodes: dict[str, _LocalEpisode] = {}
         self._generator: Any = None
+        self._reconnects = 0
+        """How many times the server could not be reached and then could: a restarted server
+        (Tune retrying the trial from its checkpoint) knows none of the running episodes."""
 
     # -- RLlib's client calls --------------------------------------------------------------
 
@@ -87,7 +94,8 @@ class PolicyClient:
     def get_action(self, episode_id: str, observation: Any) -> Any:
         """The policy's (exploring) action for `observation`."""
         if self.inference == "remote":
-            return self._post(f"/episodes/{episode_id}/action", {"observation": _json(observation)})["action"]
+            body = {"observation": _json(observation)}
+            return self._episode_post(episode_id, "action", body)["action"]
         episode = self._episodes[episode_id]
         self._refresh_policy()
         import torch
@@ -106,10 +114,8 @@ class PolicyClient:
     def log_action(self, episode_id: str, observation: Any, action: Any) -> None:
         """Record that the simulator took `action` (its own choice) on `observation`."""
         if self.inference == "remote":
-            self._post(
-                f"/episodes/{episode_id}/log_action",
-                {"observation": _json(observation), "action": _json(action)},
-            )
+            body = {"observation": _json(observation), "action": _json(action)}
+            self._episode_post(episode_id, "log_action", body)
             return
         episode = self._episodes[episode_id]
         if episode.training:
@@ -118,7 +124,7 @@ class PolicyClient:
     def log_returns(self, episode_id: str, reward: float, info: dict[str, Any] | None = None) -> None:
         """Reward for the last action (rewards logged before the next action add up)."""
         if self.inference == "remote":
-            self._post(f"/episodes/{episode_id}/returns", {"reward": float(reward)})
+            self._episode_post(episode_id, "returns", {"reward": float(reward)})
             return
         episode = self._episodes[episode_id]
         if episode.rewards:
@@ -127,9 +133,8 @@ class PolicyClient:
     def end_episode(self, episode_id: str, observation: Any, truncated: bool = False) -> None:
         """End the episode at `observation`: terminal, or cut short (`truncated`)."""
         if self.inference == "remote":
-            self._post(
-                f"/episodes/{episode_id}/end", {"observation": _json(observation), "truncated": truncated}
-            )
+            body = {"observation": _json(observation), "truncated": truncated}
+            self._episode_post(episode_id, "end", body)
             return
         episode = self._episodes.pop(episode_id)
         end = {"final_observation": _json(observation), "truncated": truncated, "terminated": not truncated}
@@ -184,6 +189,20 @@ class PolicyClient:
 
     # -- HTTP ------------------------------------------------------------------------------
 
+    def _episode_post(self, episode_id: str, call: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A remote episode's call. If the server was unreachable in between and now does not
+        know the episode (it restarted), the episode is opened again under its id on the new
+        server and the call repeated: the simulator goes on, its steps before the restart
+        are lost to training."""
+        reconnects = self._reconnects
+        try:
+            return self._post(f"/episodes/{episode_id}/{call}", body)
+        except PolicyServerError as error:
+            if error.status != 404 or self._reconnects == reconnects:
+                raise
+        self._post("/episodes", {"episode_id": episode_id})
+        return self._post(f"/episodes/{episode_id}/{call}", body)
+
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", path, json=body).json()
 
@@ -195,15 +214,18 @@ class PolicyClient:
         mode, or restarting) it is retried with backoff for up to `connect_timeout_s`."""
         deadline = time.monotonic() + self.connect_timeout_s
         delay = 0.1
+        failed = False
         while True:
             try:
                 response = self.session.request(
                     method, self.address + path, timeout=self.timeout_s, verify=self.verify, **kwargs
                 )
+                self._reconnects += failed
                 return _checked(response)
             except requests.exceptions.SSLError:
                 raise  # a certificate the client does not trust: waiting will not help
             except requests.ConnectionError:
+                failed = True
                 if time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
@@ -216,7 +238,7 @@ def _checked(response: requests.Response) -> requests.Response:
             reason = response.json()["error"]
         except (ValueError, KeyError, TypeError):
             reason = response.text[:200]
-        raise PolicyServerError(f"{response.status_code} from {response.url}: {reason}")
+        raise PolicyServerError(f"{response.status_code} from {response.url}: {reason}", response.status_code)
     return response
 
 

@@ -166,7 +166,7 @@ def test_episode_without_training_is_answered_without_a_slot(served):
     episode = client.start_episode(training_enabled=False)
     assert client.get_action(episode, [0, 0, 0, 0]) in (0, 1)
     client.end_episode(episode, [0, 0, 0, 0])
-    assert env.server.slots[0].events.empty()
+    assert not env.server.slots[0].events
 
 
 def test_local_inference_sends_the_episode_in_bulk_with_its_actions_and_logprobs(served):
@@ -178,7 +178,7 @@ def test_local_inference_sends_the_episode_in_bulk_with_its_actions_and_logprobs
     for step in range(3):
         actions.append(client.get_action(episode, [step, 0, 0, 0]))
         client.log_returns(episode, 1.0)
-    assert env.server.slots[0].events.empty()  # nothing was sent while the episode ran
+    assert not env.server.slots[0].events  # nothing was sent while the episode ran
     ended = in_background(client.end_episode, episode, [3, 0, 0, 0])  # returns once replayed
     obs, _ = env.reset()
     seen, logprobs = [], []
@@ -455,3 +455,30 @@ def test_client_waits_for_a_server_that_is_not_up_yet():
     finally:
         starter()
         env_holder[0].close()
+
+
+def test_remote_client_reopens_its_episode_on_a_server_restarted_at_the_same_address(served):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = served(port=port)
+    client = PolicyClient(first.address, token="secret", connect_timeout_s=20)
+    episode = client.start_episode()
+    first.close()  # the trial's process died: Tune restarts it from its checkpoint
+
+    def play():
+        action = client.get_action(episode, [0.5, 0, 0, 0])
+        client.end_episode(episode, [0.6, 0, 0, 0])
+        return action
+
+    action = in_background(play)
+    time.sleep(0.5)  # the client meets a closed port and retries
+    second = served(port=port, connect_timeout_s=10)  # without the re-open: fails in 10 s
+    obs, _ = second.reset()
+    np.testing.assert_allclose(obs[0], [0.5, 0, 0, 0])
+    _, _, terminated, _, _ = second.step(np.array([1]))
+    assert action() == 1 and terminated.tolist() == [True]
+    with pytest.raises(PolicyServerError, match="unknown episode"):  # no restart: a 404 stays one
+        client.get_action("never-started", [0, 0, 0, 0])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import queue
 import time
 from typing import Any, ClassVar
 
@@ -168,7 +167,7 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
             self.fleet = SimulatorFleet(
                 simulator, self.address, self.token, int(seed or 0), self.worker_index
             )
-        events = [self._next_event(index) for index in range(self.num_envs)]
+        events = [self._next_event(index, self.num_envs) for index in range(self.num_envs)]
         return self._batch([event.obs for event in events]), {}
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -183,7 +182,7 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
         observations = []
         for index in range(self.num_envs):
             starts = self.ended[index]
-            event = self._next_event(index)
+            event = self._next_event(index, self.num_envs)
             if not starts:
                 rewards[index] = event.reward
                 terminated[index] = event.end == "terminated"
@@ -191,17 +190,22 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
             observations.append(event.obs)
         return self._batch(observations), rewards, terminated, truncated, {}
 
-    def _next_event(self, index: int) -> Event:
+    def _next_event(self, index: int, until: int) -> Event:
         """The slot's next event: of its running episode, or, after an end, the first of
-        the next episode (ends of episodes that never acted are skipped)."""
+        the next episode (ends of episodes that never acted are skipped). While it waits, it
+        waits for slots index..until-1 at once (the ones this step reads next)."""
         starts = self.ended[index] or self.waiting[index] is None
         deadline = time.monotonic() + self.config.connect_timeout_s
+        events = self.server.slots[index].events
         while True:
             if self.fleet is not None and self.fleet.failure is not None:
                 raise SimulatorsFailed(self.fleet.failure)
-            try:
-                event = self.server.slots[index].events.get(timeout=0.05)
-            except queue.Empty:
+            if events:
+                event = events.popleft()
+            else:
+                self.server.wait_for_events(range(index, until), timeout=0.05)
+                if events:
+                    continue
                 now = time.monotonic()
                 if not starts and now - self.answered_at[index] > self.config.episode_timeout_s:
                     self.server.abandon(index, self.last_obs[index])
@@ -211,7 +215,7 @@ class ExternalVectorEnv(gym.vector.VectorEnv):
                         f"no simulator episode came to slot {index} of {self.num_envs} at {self.address} "
                         f"within {self.config.connect_timeout_s:.0f} s (connect_timeout_s); start at least "
                         "num_envs_per_worker simulators per worker"
-                    ) from None
+                    )
                 continue
             if starts and event.end is not None:
                 continue
