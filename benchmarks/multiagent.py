@@ -113,8 +113,14 @@ def cartpole(budget_s: float, seed: int) -> None:
     print(f"| ratio (target <= 4) | {ratio:.2f} | |")
 
 
-def tictactoe(budget_s: float, seed: int, games: int) -> None:
-    algo = MultiAgentPPO(config={**TICTACTOE, "seed": seed})
+def tictactoe(budget_s: float, seed: int, games: int, fixed_fraction: float) -> None:
+    self_play = {
+        **TICTACTOE["self_play"],
+        "fixed_opponent_fraction": fixed_fraction,
+        "self_play_fraction": min(TICTACTOE["self_play"]["self_play_fraction"], 1.0 - fixed_fraction),
+    }
+    algo = MultiAgentPPO(config={**TICTACTOE, "self_play": self_play, "seed": seed})
+    print(f"self_play: {self_play}")
     start = time.perf_counter()
     while time.perf_counter() - start < budget_s:
         result = algo.train()
@@ -135,11 +141,13 @@ def tictactoe(budget_s: float, seed: int, games: int) -> None:
 
 
 def spread(budget_s: float, seed: int, steps: int) -> None:
-    """simple_spread_v3 (N=3, 25 cycles): shared PPO, then MAPPO (the same, with its critic on
-    the env's global state()), each for the same env steps (or until `budget_s`, whichever
-    comes first); the greedy team return before and after, and the training team return."""
+    """simple_spread_v3 (N=3, 25 cycles): shared PPO for `steps` env steps (or until `budget_s`),
+    then MAPPO (the same, with its critic on the env's global state()) for as many env steps
+    as shared PPO got; the greedy team return before and after, and the training team return."""
     rows = []
     for name, extra in (("shared PPO", {}), ("MAPPO (central_value)", {"central_value": True})):
+        if rows:  # MAPPO: the env steps shared PPO reached, whatever the wall time
+            steps, budget_s = rows[0][1], float("inf")
         algo = MultiAgentPPO(config={**SPREAD, **extra, "seed": seed})
         before = algo.evaluate()["evaluation/episode_return_mean"]
         start = time.perf_counter()
@@ -164,6 +172,12 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=300.0, help="wall-time cap per training run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--games", type=int, default=1000)
+    parser.add_argument(
+        "--fixed-fraction",
+        type=float,
+        default=0.3,
+        help="tictactoe: chance a game's opponent is a fixed one (random or the lookahead)",
+    )
     parser.add_argument("--steps", type=int, default=100_000, help="spread: env steps per run")
     args = parser.parse_args()
     if args.benchmark == "cartpole":
@@ -171,7 +185,7 @@ def main() -> None:
     elif args.benchmark == "spread":
         spread(args.budget_s, args.seed, args.steps)
     else:
-        tictactoe(args.budget_s, args.seed, args.games)
+        tictactoe(args.budget_s, args.seed, args.games, args.fixed_fraction)
 
 
 if __name__ == "__main__":
