@@ -2,7 +2,7 @@
 
     python benchmarks/multiagent.py cartpole    # 4 CartPoles as agents, a policy each
     python benchmarks/multiagent.py tictactoe   # league self-play, then 1,000 greedy games per matchup
-    python benchmarks/multiagent.py spread      # simple_spread_v3 with one shared policy
+    python benchmarks/multiagent.py spread      # simple_spread_v3: shared PPO vs MAPPO, same env steps
 
 cartpole: single-agent PPO on CartPole-v1 and MultiAgentPPO on 4 CartPoles (policy_mapping_fn:
 per_agent, the same hyperparameters), each until its training return (mean of the last 100
@@ -113,8 +113,14 @@ def cartpole(budget_s: float, seed: int) -> None:
     print(f"| ratio (target <= 4) | {ratio:.2f} | |")
 
 
-def tictactoe(budget_s: float, seed: int, games: int) -> None:
-    algo = MultiAgentPPO(config={**TICTACTOE, "seed": seed})
+def tictactoe(budget_s: float, seed: int, games: int, fixed_fraction: float) -> None:
+    self_play = {
+        **TICTACTOE["self_play"],
+        "fixed_opponent_fraction": fixed_fraction,
+        "self_play_fraction": min(TICTACTOE["self_play"]["self_play_fraction"], 1.0 - fixed_fraction),
+    }
+    algo = MultiAgentPPO(config={**TICTACTOE, "self_play": self_play, "seed": seed})
+    print(f"self_play: {self_play}")
     start = time.perf_counter()
     while time.perf_counter() - start < budget_s:
         result = algo.train()
@@ -134,18 +140,29 @@ def tictactoe(budget_s: float, seed: int, games: int) -> None:
     algo.stop()
 
 
-def spread(budget_s: float, seed: int) -> None:
-    """Shared-policy PPO on simple_spread_v3 (N=3, 25 cycles): the greedy team return before and after."""
-    algo = MultiAgentPPO(config={**SPREAD, "seed": seed})
-    before = algo.evaluate()["evaluation/episode_return_mean"]
-    start = time.perf_counter()
-    while time.perf_counter() - start < budget_s:
-        result = algo.train()
-    after = algo.evaluate()["evaluation/episode_return_mean"]
-    print("\n| run | env steps | wall s | greedy team return |\n|---|---|---|---|")
-    print(f"| untrained shared policy | 0 | 0 | {before:.1f} |")
-    print(f"| shared PPO | {result['timesteps_total']} | {time.perf_counter() - start:.0f} | {after:.1f} |")
-    algo.stop()
+def spread(budget_s: float, seed: int, steps: int) -> None:
+    """simple_spread_v3 (N=3, 25 cycles): shared PPO for `steps` env steps (or until `budget_s`),
+    then MAPPO (the same, with its critic on the env's global state()) for as many env steps
+    as shared PPO got; the greedy team return before and after, and the training team return."""
+    rows = []
+    for name, extra in (("shared PPO", {}), ("MAPPO (central_value)", {"central_value": True})):
+        if rows:  # MAPPO: the env steps shared PPO reached, whatever the wall time
+            steps, budget_s = rows[0][1], float("inf")
+        algo = MultiAgentPPO(config={**SPREAD, **extra, "seed": seed})
+        before = algo.evaluate()["evaluation/episode_return_mean"]
+        start = time.perf_counter()
+        result = {"timesteps_total": 0}
+        while result["timesteps_total"] < steps and time.perf_counter() - start < budget_s:
+            result = algo.train()
+        wall = time.perf_counter() - start
+        after = algo.evaluate()["evaluation/episode_return_mean"]
+        training = result.get("episode_return_mean", float("nan"))
+        rows.append((name, result["timesteps_total"], wall, before, after, training))
+        algo.stop()
+    print("\n| run | env steps | wall s | greedy team return: untrained | trained | training (last 100) |")
+    print("|---|---|---|---|---|---|")
+    for name, done, wall, before, after, training in rows:
+        print(f"| {name} | {done} | {wall:.0f} | {before:.1f} | {after:.1f} | {training:.1f} |")
 
 
 def main() -> None:
@@ -155,13 +172,20 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=300.0, help="wall-time cap per training run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--games", type=int, default=1000)
+    parser.add_argument(
+        "--fixed-fraction",
+        type=float,
+        default=0.3,
+        help="tictactoe: chance a game's opponent is a fixed one (random or the lookahead)",
+    )
+    parser.add_argument("--steps", type=int, default=100_000, help="spread: env steps per run")
     args = parser.parse_args()
     if args.benchmark == "cartpole":
         cartpole(args.budget_s, args.seed)
     elif args.benchmark == "spread":
-        spread(args.budget_s, args.seed)
+        spread(args.budget_s, args.seed, args.steps)
     else:
-        tictactoe(args.budget_s, args.seed, args.games)
+        tictactoe(args.budget_s, args.seed, args.games, args.fixed_fraction)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from rlsweep.trainables.envs.multi_agent import AgentSpaces, check_multi_agent_e
 from rlsweep.trainables.league import SELF, LeagueState, SelfPlayConfig, outcome_rates
 from rlsweep.trainables.learning.device import learner_device
 from rlsweep.trainables.learning.optim import adam
+from rlsweep.trainables.models.central_value import CentralValuePolicy
 from rlsweep.trainables.models.policies import ActorCriticPolicy
 from rlsweep.trainables.policy_mapping import PolicyMapping
 from rlsweep.trainables.ppo import PPO, PPOConfig
@@ -62,6 +63,10 @@ class MultiAgentPPOConfig(PPOConfig):
     """The policies the learner updates (default: all); the others only act."""
     self_play: SelfPlayConfig | None = None
     """League self-play for two-player games (see `rlsweep.trainables.league`)."""
+    central_value: bool = False
+    """MAPPO: every policy's value function sees the global state (the env's `state()`, else
+    all agents' observations concatenated in a fixed agent order) instead of the agent's own
+    observation; the actors stay decentralized (MAPPO's `use_centralized_V`)."""
 
     def validate(self) -> None:
         super().validate()
@@ -73,6 +78,13 @@ class MultiAgentPPOConfig(PPOConfig):
             raise ConfigError(
                 "config key 'use_lstm' is not supported by MultiAgentPPO yet; set use_lstm: false"
             )
+        if self.central_value and self.self_play is not None:
+            raise ConfigError(
+                "config key 'central_value' (a critic on the global state) is for cooperative envs, "
+                "not with self_play: league opponents would see the learner's critic input"
+            )
+        if self.central_value and self.use_attention:
+            raise ConfigError("config key 'central_value' does not support use_attention yet")
 
     @staticmethod
     def nest_keys(values: dict[str, Any]) -> dict[str, Any]:
@@ -133,9 +145,14 @@ def build_policies(
     for index, (policy_id, spec) in enumerate(mapping.policies.items()):
         policy_config = config.policy_config(spec.overrides)
         seeds = [config.seed + index * POLICY_SEED_OFFSET]
-        policies[policy_id] = ActorCriticPolicy(
-            policy_config, spec.observation_space, spec.action_space, device, seeds
-        )
+        if config.central_value:
+            policies[policy_id] = CentralValuePolicy(
+                policy_config, spec.observation_space, spec.action_space, device, seeds, spaces
+            )
+        else:
+            policies[policy_id] = ActorCriticPolicy(
+                policy_config, spec.observation_space, spec.action_space, device, seeds
+            )
     return mapping, policies
 
 
@@ -188,6 +205,8 @@ class MultiAgentPPO(Algorithm):
             config, gym.spaces.Dict(spaces.observation_spaces), gym.spaces.Dict(spaces.action_spaces)
         )
         mapping = build_mapping(config, spaces)
+        if config.central_value and (problem := spaces.central_value_problem()):
+            raise ConfigError(problem)
         if config.self_play is not None:
             if len(spaces.agents) != 2:
                 raise ConfigError(
@@ -216,6 +235,11 @@ class MultiAgentPPO(Algorithm):
             )
         trained = ", ".join(mapping.trained) or "none"
         lines.append(f"  policies: {', '.join(mapping.policies)} (trained: {trained})")
+        if config.central_value:
+            lines.append(
+                f"  central value (MAPPO): critics see {spaces.global_state_source} "
+                f"({spaces.global_state_dim} values)"
+            )
         return MultiAgentEnvReport(
             config.env_source,
             gym.spaces.Dict(spaces.observation_spaces),

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.envs.build import check_config_keys
@@ -200,6 +201,69 @@ class AgentSpaces:
     agents: list[AgentID]
     observation_spaces: dict[AgentID, gym.spaces.Space]
     action_spaces: dict[AgentID, gym.spaces.Space]
+    state_space: gym.spaces.Space | None = None
+    """The env's global state space, if it has a `state()` (PettingZoo's, mpe2's)."""
+    observed_at_reset: tuple[AgentID, ...] = ()
+    """The agents the first reset observed (all of them in a simultaneous game)."""
+
+    @property
+    def global_state_dim(self) -> int:
+        """The size of the global state a centralized critic sees: `state()`'s, else every
+        agent's observation flattened and concatenated in `agents` order."""
+        if self.state_space is not None:
+            return gym.spaces.flatdim(self.state_space)
+        return sum(gym.spaces.flatdim(self.observation_spaces[agent]) for agent in self.agents)
+
+    @property
+    def global_state_source(self) -> str:
+        if self.state_space is not None:
+            return "the env's state()"
+        return "all agents' observations, concatenated"
+
+    def central_value_problem(self) -> str | None:
+        """Why a centralized critic cannot get this env's global state, or None."""
+        if self.state_space is not None:
+            return None
+        missing = [agent for agent in self.agents if agent not in self.observed_at_reset]
+        if not missing:
+            return None
+        return (
+            f"config key 'central_value' needs a global state: multi-agent env {self.label!r} has no "
+            f"state() and observes only {list(self.observed_at_reset)} at reset, not {missing} "
+            "(agents taking turns, joining or leaving); give the env a state() and state_space"
+        )
+
+
+def state_provider(env: MultiAgentEnv) -> Any | None:
+    """The object whose `state()` is the env's global state (the adapted env itself, or the
+    PettingZoo or user env inside an adapter), or None when it has none."""
+    for candidate in (env, getattr(env, "env", None)):
+        if isinstance(getattr(candidate, "state_space", None), gym.spaces.Space) and callable(
+            getattr(candidate, "state", None)
+        ):
+            return candidate
+    return None
+
+
+def global_state(env: MultiAgentEnv, obs: dict[AgentID, Any], spaces: AgentSpaces) -> np.ndarray:
+    """The global state after a reset or step that returned `obs`: the env's `state()`, else
+    every agent's observation flattened and concatenated in `spaces.agents` order (a
+    RuntimeError when `obs` lacks an agent: a centralized critic needs all of them)."""
+    provider = state_provider(env)
+    if provider is not None:
+        return np.asarray(gym.spaces.flatten(provider.state_space, provider.state()), np.float32)
+    missing = [agent for agent in spaces.agents if agent not in obs]
+    if missing:
+        raise RuntimeError(
+            f"central_value: multi-agent env {spaces.label!r} has no state() and did not observe agents "
+            f"{missing} this step; the concatenated-observations state needs every agent every step"
+        )
+    return np.concatenate(
+        [
+            np.asarray(gym.spaces.flatten(spaces.observation_spaces[agent], obs[agent]), np.float32)
+            for agent in spaces.agents
+        ]
+    )
 
 
 def resolve_multi_agent_env(env: EnvSpecifier) -> EnvSource:
@@ -275,10 +339,12 @@ def check_multi_agent_env(source: EnvSource, env_config: dict[str, Any] | None =
             f"multi-agent env {source.label!r} failed: {type(error).__name__}: {first_line(error)}"
         ) from None
     unknown = [agent for agent in obs if agent not in observation_spaces]
+    provider = state_provider(env)
+    state_space = provider.state_space if provider is not None else None
     env.close()
     if unknown:
         raise ConfigError(
             f"multi-agent env {source.label!r} returned observations for agents {unknown} "
             f"that are not in its possible_agents {agents}"
         )
-    return AgentSpaces(source.label, agents, observation_spaces, action_spaces)
+    return AgentSpaces(source.label, agents, observation_spaces, action_spaces, state_space, tuple(obs))

@@ -23,8 +23,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsweep.trainables.envs.multi_agent import ALL, make_multi_agent_env
+from rlsweep.trainables.envs.multi_agent import ALL, AgentSpaces, global_state, make_multi_agent_env
 from rlsweep.trainables.envs.names import EnvSource
+from rlsweep.trainables.models.central_value import STATE_KEY, CentralValuePolicy
 from rlsweep.trainables.models.observations import MASK_KEY, Observations
 from rlsweep.trainables.models.policy import Policy
 from rlsweep.trainables.policy_mapping import PolicyMapping
@@ -112,6 +113,8 @@ class _Row:
     valid: bool = True
     needs_value: bool = False
     """An invalid final row after a truncation: PPO bootstraps from its value."""
+    state: np.ndarray | None = None
+    """The env's global state when the row's observation was made (central_value only)."""
 
 
 @dataclass
@@ -121,6 +124,7 @@ class _Stream:
     rows: list[_Row] = field(default_factory=list)
     pending: _Row | None = None
     next_obs: tuple[Any, np.ndarray | None] | None = None
+    next_state: np.ndarray | None = None
 
 
 def random_opponent(
@@ -157,6 +161,10 @@ class MultiAgentWorker:
             for i in range(num_envs)
         ]
         self.mapping, self.policies = make_policies()
+        central = [p for p in self.policies.values() if isinstance(p, CentralValuePolicy)]
+        self.state_spaces: AgentSpaces | None = central[0].spaces if central else None
+        """Set when critics see the global state (MAPPO): where it comes from."""
+        self.states: list[np.ndarray | None] = [None] * num_envs
         self.generators = generators([seeds[0]])
         self.rng = np.random.default_rng(seeds[0])
         self.league: League | None = None
@@ -194,8 +202,18 @@ class MultiAgentWorker:
         except Exception as error:
             raise EnvError(f"env {self.env_id!r} raised {type(error).__name__} on reset: {error}") from error
         self.ready[i] = {agent: (o, _mask(infos, agent)) for agent, o in obs.items()}
+        self._observe_state(i, obs)
         self.agent_policies[i], self.returns[i], self.lengths[i] = {}, {}, 0
         self.first_agent[i] = next(iter(obs), None)
+
+    def _observe_state(self, i: int, obs: dict[Any, Any]) -> None:
+        """Keep env copy i's global state after a reset or step, for centralized critics."""
+        if self.state_spaces is None:
+            return
+        try:
+            self.states[i] = global_state(self.envs[i], obs, self.state_spaces)
+        except RuntimeError as error:
+            raise EnvError(str(error)) from None
 
     @property
     def mapping_agents(self) -> list[Any]:
@@ -314,7 +332,8 @@ class MultiAgentWorker:
             observations = [self.ready[i][agent] for i, agent in members]
             if actor in self.policies:
                 policy = self.policies[actor]
-                obs = encode(policy, observations)
+                states = [self.states[i] for i, _ in members] if self.state_spaces is not None else None
+                obs = encode(policy, observations, states)
                 if deterministic:
                     chosen, _ = policy.compute_actions(obs, {})
                     raw, extras = chosen, None
@@ -334,6 +353,7 @@ class MultiAgentWorker:
                             raw[0, j],
                             float(extras["logprob"][0, j]),
                             float(extras["value"][0, j]),
+                            state=None if states is None else states[j],
                         )
             else:
                 opponent = self.opponents[actor]
@@ -360,6 +380,7 @@ class MultiAgentWorker:
             raise EnvError(f"env {self.env_id!r} raised {type(error).__name__}: {error}") from error
         self.lengths[i] += 1
         episode_over = bool(terminateds.get(ALL) or truncateds.get(ALL))
+        self._observe_state(i, obs)
         for agent, reward in rewards.items():
             self.returns[i][agent] = self.returns[i].get(agent, 0.0) + float(reward)
             stream = self._stream(i, agent) if record else None
@@ -421,8 +442,11 @@ class MultiAgentWorker:
         stream.rows.append(row)
         stream.pending = None
         stream.next_obs = (observation, mask)
+        stream.next_state = self.states[i]
         if terminated or truncated:
-            stream.rows.append(_Row(observation, mask, row.action, valid=False, needs_value=truncated))
+            stream.rows.append(
+                _Row(observation, mask, row.action, valid=False, needs_value=truncated, state=self.states[i])
+            )
 
     def _pack(self, policy_id: str) -> Rollout | None:
         """The policy's completed rows as a Rollout [T, 1, N] (see the module docstring)."""
@@ -434,16 +458,23 @@ class MultiAgentWorker:
         columns = []
         for stream in streams:
             first = stream.rows[0]
-            padding = [_Row(first.obs, first.mask, first.action, valid=False)] * (length - len(stream.rows))
+            padding = [_Row(first.obs, first.mask, first.action, valid=False, state=first.state)] * (
+                length - len(stream.rows)
+            )
             rows = padding + stream.rows
-            following = stream.pending or stream.next_obs or (first.obs, first.mask)
-            if isinstance(following, _Row):
-                following = (following.obs, following.mask)
+            if stream.pending is not None:
+                following = (stream.pending.obs, stream.pending.mask, stream.pending.state)
+            elif stream.next_obs is not None:
+                following = (*stream.next_obs, stream.next_state)
+            else:
+                following = (first.obs, first.mask, first.state)
             columns.append((rows, following))
             stream.rows = []
         # Observations [T+1, N] in one batch: every row's, then each stream's next.
-        flat = [(row.obs, row.mask) for rows, _ in columns for row in rows] + [f for _, f in columns]
-        encoded = encode(policy, flat)  # each [1, (T*N + N), ...] in stream-major order
+        flat = [(row.obs, row.mask, row.state) for rows, _ in columns for row in rows]
+        flat += [f for _, f in columns]
+        states = [state for _, _, state in flat] if self.state_spaces is not None else None
+        encoded = encode(policy, [(o, m) for o, m, _ in flat], states)  # each [1, T*N + N, ...], stream-major
         num = len(columns)
         obs: Observations = {}
         for key, value in encoded.items():
@@ -486,16 +517,24 @@ class MultiAgentWorker:
             env.close()
 
 
-def encode(policy: Policy, observations: Sequence[tuple[Any, np.ndarray | None]]) -> Observations:
+def encode(
+    policy: Policy,
+    observations: Sequence[tuple[Any, np.ndarray | None]],
+    states: Sequence[np.ndarray | None] | None = None,
+) -> Observations:
     """Agents' observations (each with the action mask its info gave, if any) as one batch
-    [1, n, ...] for the policy's forward pass."""
+    [1, n, ...] for the policy's forward pass; with `states`, the global state of each
+    agent's env under `STATE_KEY` (a centralized critic's input)."""
     space = policy.observation_space
     batch = gym.vector.utils.concatenate(
         space, [obs for obs, _ in observations], gym.vector.utils.create_empty_array(space, len(observations))
     )
     masks = [mask for _, mask in observations]
     infos = {MASK_KEY: masks} if all(mask is not None for mask in masks) and masks else None
-    return {key: value[None] for key, value in policy.layout.encode(batch, infos).items()}
+    encoded = {key: value[None] for key, value in policy.layout.encode(batch, infos).items()}
+    if states is not None:
+        encoded[STATE_KEY] = np.stack(states).astype(np.float32)[None]
+    return encoded
 
 
 def fixed_opponent(function: str, action_space: gym.spaces.Space) -> Opponent:
