@@ -22,9 +22,9 @@ import yaml
 
 from rlsweep.trainables.config import ConfigError
 from rlsweep.trainables.envs.names import env_label
+from rlsweep.trainables.off_policy import OffPolicyAlgorithm
 from rlsweep.trainables.offline.dataset import Dataset, DatasetInfo
 from rlsweep.trainables.offline.formats import write_dataset
-from rlsweep.trainables.off_policy import OffPolicyAlgorithm
 
 RECENT_EPISODES = 10
 """Training episodes whose mean return is compared with the target."""
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     where = write_dataset(dataset, args.output)
     returns = dataset.episode_returns()
     print(
-        f"wrote {len(dataset)} transitions, {len(returns)} episodes (mean return {returns.mean():.1f}) to {where}"
+        f"wrote {len(dataset)} transitions, {len(returns)} episodes "
+        f"(mean return {returns.mean():.1f}) to {where}"
     )
 
 
