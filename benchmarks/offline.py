@@ -1,6 +1,6 @@
 """Offline RL on recorded classic-control datasets: does each algorithm reach its target?
 
-    python benchmarks/offline.py [--only bc|cql|iql ...]
+    python benchmarks/offline.py [--only bc|cql|iql|replay ...] [--algorithm CQL|IQL|BC ...]
 
 The datasets are recorded first, with the recipes of experiments/offline (hand-written
 experts from examples/offline/controllers.py; `medium` is the Pendulum expert with half
@@ -74,6 +74,7 @@ RUNS = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["bc", "cql", "iql", "replay"], action="append")
+    parser.add_argument("--algorithm", action="append", help="only these algorithms' runs (BC, CQL, IQL)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.chdir(ROOT)
@@ -113,6 +114,8 @@ def main() -> None:
     rows = []
     for group, algorithm, name, config, steps, seeds in RUNS:
         if args.only and group not in args.only:
+            continue
+        if args.algorithm and algorithm not in args.algorithm:
             continue
         trainable = registry.get_algorithm(algorithm)
         iterations = steps // 1000
