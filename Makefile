@@ -74,7 +74,7 @@ PENDULUM := --env Pendulum-v1 --ref-min-score -1200 --ref-max-score -132
 EXPERTS := examples.offline.controllers
 # medium-replay: the replay buffer of SAC trained until its last 10 episodes average the medium
 # dataset's return (about -530): minutes of training, not seconds.
-REPLAY_UNTIL_MEDIUM := --target-return -530 --seed 4 --set 'hidden_sizes=[64,64]' --set batch_size=128
+REPLAY_UNTIL_MEDIUM := --target-return -530 --seed 4 --set 'hidden_sizes=[64,64]' --set batch_size=128 --set timesteps_per_iteration=200
 datasets: setup
 	$(call RECORD,cartpole-expert,$(CARTPOLE) --policy $(EXPERTS):cartpole_expert --episodes 20 --seed 1)
 	$(call RECORD,cartpole-medium,$(CARTPOLE) --policy $(EXPERTS):cartpole_expert --epsilon 0.5 --episodes 50 --seed 2)

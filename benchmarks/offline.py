@@ -54,7 +54,10 @@ DATASETS = {
 # medium-replay: SAC's replay buffer until its last 10 episodes average -530 (the Makefile's
 # recipe, seed 4); the recipe's output is reused when `make datasets` has written it.
 REPLAY_RECIPE = dict(
-    target_return=-530.0, max_timesteps=50_000, seed=4, config={"hidden_sizes": [64, 64], "batch_size": 128}
+    target_return=-530.0,
+    max_timesteps=50_000,
+    seed=4,
+    config={"hidden_sizes": [64, 64], "batch_size": 128, "timesteps_per_iteration": 200},
 )
 REPLAY_FILE = ROOT / "experiments/offline/datasets/pendulum-medium-replay.npz"
 

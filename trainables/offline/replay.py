@@ -7,8 +7,10 @@ seed so that the buffer's rows are the episodes in order. The same seed and sett
 record the same dataset.
 
     python -m rlsweep.trainables.offline.replay --env Pendulum-v1 --target-return -530 \
-        --seed 4 --set hidden_sizes=[64,64] --ref-min-score -1200 --ref-max-score -132 \
-        --output pendulum-medium-replay.npz
+        --seed 4 --set 'hidden_sizes=[64,64]' --set batch_size=128 --set timesteps_per_iteration=200 \
+        --ref-min-score -1200 --ref-max-score -132 --output pendulum-medium-replay.npz
+
+`timesteps_per_iteration` sets how often the target is checked: every episode here.
 """
 
 from __future__ import annotations
