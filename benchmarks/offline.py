@@ -71,6 +71,15 @@ RUNS = [
     ("iql", "IQL", "pendulum-medium", PENDULUM_OFFLINE_RL, 10_000, 3),
     ("replay", "CQL", "pendulum-medium-replay", {**PENDULUM_OFFLINE_RL, "num_sampled_actions": 4}, 5_000, 1),
     ("replay", "IQL", "pendulum-medium-replay", PENDULUM_OFFLINE_RL, 5_000, 1),
+    # Sharper advantage weights pick the good episodes out of the mixed-quality buffer.
+    (
+        "replay",
+        "IQL",
+        "pendulum-medium-replay",
+        {**PENDULUM_OFFLINE_RL, "beta": 10.0, "expectile": 0.9},
+        5_000,
+        1,
+    ),
 ]
 
 
