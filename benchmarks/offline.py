@@ -78,7 +78,7 @@ RUNS = [
         "pendulum-medium-replay",
         {**PENDULUM_OFFLINE_RL, "beta": 10.0, "expectile": 0.9},
         5_000,
-        1,
+        3,
     ),
 ]
 
