@@ -72,6 +72,9 @@ RECORD = $(BIN)/rlsweep record --output $(DATA)/$(1).npz $(2)
 CARTPOLE := --env CartPole-v1 --ref-min-score 21 --ref-max-score 500
 PENDULUM := --env Pendulum-v1 --ref-min-score -1200 --ref-max-score -132
 EXPERTS := examples.offline.controllers
+# medium-replay: the replay buffer of SAC trained until its last 10 episodes average the medium
+# dataset's return (about -530): minutes of training, not seconds.
+REPLAY_UNTIL_MEDIUM := --target-return -530 --seed 4 --set 'hidden_sizes=[64,64]' --set batch_size=128 --set timesteps_per_iteration=200
 datasets: setup
 	$(call RECORD,cartpole-expert,$(CARTPOLE) --policy $(EXPERTS):cartpole_expert --episodes 20 --seed 1)
 	$(call RECORD,cartpole-medium,$(CARTPOLE) --policy $(EXPERTS):cartpole_expert --epsilon 0.5 --episodes 50 --seed 2)
@@ -79,6 +82,7 @@ datasets: setup
 	$(call RECORD,pendulum-expert,$(PENDULUM) --policy $(EXPERTS):pendulum_expert --episodes 50 --seed 1)
 	$(call RECORD,pendulum-medium,$(PENDULUM) --policy $(EXPERTS):pendulum_expert --epsilon 0.5 --episodes 100 --seed 2)
 	$(call RECORD,pendulum-random,$(PENDULUM) --policy random --episodes 100 --seed 3)
+	$(BIN)/python -m rlsweep.trainables.offline.replay $(PENDULUM) $(REPLAY_UNTIL_MEDIUM) --output $(DATA)/pendulum-medium-replay.npz
 
 clean:
 	rm -rf $(RESULTS) .pytest_cache .ruff_cache build *.egg-info

@@ -166,6 +166,51 @@ def test_bc_reproduces_a_deterministic_policy_from_its_own_data(expert_npz):
     assert (actions[0] == data.actions).mean() >= 0.95
 
 
+def test_iql_checkpoint_restores_to_the_same_actions_and_critics(tmp_path):
+    from rlsweep.trainables.iql import IQL
+
+    dataset = record("Pendulum-v1", "random", steps=300, seed=3)
+    write_npz(dataset, tmp_path / "pendulum.npz")
+    config = {
+        "env": "Pendulum-v1", "dataset": str(tmp_path / "pendulum.npz"), "updates_per_iteration": 20,
+        "evaluation_interval": 0, "fqe_updates": 0, "hidden_sizes": [16, 16], "batch_size": 32,
+    }  # fmt: skip
+    observations = {"vector": np.asarray(dataset.observations)[None]}  # [1, N, 3]
+    trained, fresh, restored = IQL(config=dict(config)), IQL(config=dict(config)), IQL(config=dict(config))
+    trained.train()
+    checkpoint = trained.save(str(tmp_path / "checkpoint")).checkpoint.path
+    restored.restore(checkpoint)
+    actions = {
+        name: algo.policy.compute_actions(observations, {}, deterministic=True)[0]
+        for name, algo in (("trained", trained), ("fresh", fresh), ("restored", restored))
+    }
+    assert not np.allclose(actions["fresh"], actions["trained"])  # training moved the policy
+    np.testing.assert_array_equal(actions["restored"], actions["trained"])
+    for key, value in trained.critic_target.state_dict().items():
+        assert torch.equal(value, restored.critic_target.state_dict()[key]), key
+    assert restored.train()["training_iteration"] == 2
+    for algo in (trained, fresh, restored):
+        algo.stop()
+
+
+def test_sac_replay_buffer_exports_its_episodes_in_order_reproducibly():
+    from rlsweep.trainables.offline.replay import record_replay
+
+    # Random actions only (learning would start after the run): the export is what is tested.
+    settings = {"hidden_sizes": [16, 16], "learning_starts": 400, "timesteps_per_iteration": 400}
+    first, second = (
+        record_replay("Pendulum-v1", target_return=-1e9, max_timesteps=400, seed=5, config=settings)
+        for _ in range(2)
+    )
+    _assert_same(first, second)
+    # 400 env steps: a 200-step episode (Pendulum's time limit), the step that resets the env
+    # (no transition), and the first 199 steps of the next episode.
+    assert len(first) == 399
+    assert np.flatnonzero(first.truncations).tolist() == [199, 398]
+    np.testing.assert_array_equal(first.next_observations[:199], first.observations[1:200])
+    assert first.episode_returns().shape == (2,)
+
+
 @pytest.mark.ray
 def test_offline_sweep_through_tune_reports_online_and_fqe_evaluation_by_gradient_steps(
     expert_npz, tmp_path, ray_session, capsys

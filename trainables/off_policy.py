@@ -190,6 +190,40 @@ class OffPolicyAlgorithm(Algorithm):
         result["buffer_size"] = len(self.replay_buffer)
         return result
 
+    def replay_transitions(self, seed_index: int = 0) -> dict[str, np.ndarray]:
+        """Seed `seed_index`'s transitions in the buffer, oldest first, as the arrays of an
+        offline dataset (`trainables/offline/dataset.py`): observations, actions, rewards,
+        next_observations, terminations, truncations.
+
+        One-step transitions of vector observations only. A row is truncated where the next
+        row does not continue from its next observation: an episode's time limit with one
+        env per worker (with several, their interleaved steps break there too).
+        """
+        cfg = self.algo_config
+        if cfg.n_step != 1:
+            raise ConfigError(f"the replay buffer holds {cfg.n_step}-step transitions; export needs n_step 1")
+        storage = self.replay_buffer.storage
+        flat_box = (
+            isinstance(self.observation_space, gym.spaces.Box) and len(self.observation_space.shape) == 1
+        )
+        if storage is None or not flat_box:
+            raise ConfigError("only a non-empty replay buffer of flat Box observations exports as a dataset")
+        size = int(self.replay_buffer.sizes[seed_index])
+        index = (self.replay_buffer.position[seed_index] - size + np.arange(size)) % cfg.buffer_size
+        rows = storage.select((seed_index, index))
+        observations, next_observations = rows.obs["vector"], rows.next_obs["vector"]
+        terminations = rows.terminated.astype(bool)
+        continues = np.zeros(size, dtype=bool)
+        continues[:-1] = np.all(next_observations[:-1] == observations[1:], axis=-1)
+        return {
+            "observations": observations,
+            "actions": rows.actions,
+            "rewards": rows.rewards.astype(np.float32),
+            "next_observations": next_observations,
+            "terminations": terminations,
+            "truncations": ~terminations & ~continues,
+        }
+
     def learner_state(self) -> dict[str, Any]:
         cfg = self.algo_config
         return {
