@@ -85,7 +85,7 @@ def main() -> None:
     reached = None
     while algo.timesteps_total < args.max_steps:
         result = algo.train()
-        games = list(algo.recent_returns[0])[-WINDOW:]
+        games = list(algo.episodes.returns[0])[-WINDOW:]
         mean = float(np.mean(games)) if games else float("nan")
         wall = time.perf_counter() - start
         print(

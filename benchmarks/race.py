@@ -93,7 +93,7 @@ def train_rlsweep(
     while algo.timesteps_total < max_steps:
         algo.train()
         first = first or (time.perf_counter() - start, algo.timesteps_total)
-        last = list(algo.recent_returns[0])[-WINDOW:]
+        last = list(algo.episodes.returns[0])[-WINDOW:]
         if len(last) == WINDOW and np.mean(last) >= target:
             reached = (time.perf_counter() - start, algo.timesteps_total)
             break
