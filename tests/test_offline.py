@@ -149,6 +149,13 @@ def test_online_algorithm_given_a_dataset_is_one_line(expert_npz):
         load_experiment("cartpole_dqn", {"config.dataset": str(expert_npz)})
 
 
+def test_train_command_given_a_dataset_for_an_online_algorithm_is_one_line(expert_npz, capsys):
+    from rlsweep.cli import main
+
+    assert main(["train", "--algo", "PPO", "--set", f"dataset={expert_npz}"]) == 2
+    assert "PPO learns online and would ignore config key 'dataset'" in capsys.readouterr().err
+
+
 # -- learning ----------------------------------------------------------------------------------
 
 

@@ -6,10 +6,8 @@ import dataclasses
 from typing import Any
 
 from rlsweep.experiment.files import experiment_from_dict
-from rlsweep.experiment.runtime_env import code_on_path
 from rlsweep.experiment.schema import FIXED_SPACE, Experiment, StopSpec
 from rlsweep.trainables import get_algorithm
-from rlsweep.trainables.config import build_config
 
 
 def training_experiment(
@@ -28,8 +26,8 @@ def training_experiment(
     trainable = get_algorithm(algorithm)
     config = dict(config)
     env = config.pop("env", trainable.config_class.env)
-    with code_on_path(runtime_env or {}):
-        evaluation_interval = build_config(trainable.config_class, {**config, "env": env}).evaluation_interval
+    # The experiment checks every config key (naming what is wrong) when it is built below.
+    evaluation_interval = config.get("evaluation_interval", trainable.config_class.evaluation_interval)
     return experiment_from_dict(
         {
             "name": "train",
