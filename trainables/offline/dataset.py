@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlsweep.trainables.config import ConfigError
+from rlsweep.trainables.external.spaces import space_spec
 
 ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")
 """The per-transition arrays of a dataset, in the order of its rows."""
@@ -163,17 +164,9 @@ def same_space(a: gym.spaces.Space, b: gym.spaces.Space) -> bool:
 
 
 def space_to_dict(space: gym.spaces.Space) -> dict[str, Any]:
-    """A Box or Discrete space as JSON-ready data."""
-    if isinstance(space, gym.spaces.Box):
-        return {
-            "type": "Box",
-            "low": space.low.tolist(),
-            "high": space.high.tolist(),
-            "shape": list(space.shape),
-            "dtype": str(space.dtype),
-        }
-    if isinstance(space, gym.spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    """A Box or Discrete space as JSON-ready data, in the spec form external envs use too."""
+    if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete)):
+        return space_spec(space)
     raise ConfigError(f"datasets hold Box or Discrete spaces, not {space}")
 
 
